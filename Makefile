@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: test bench clean
+.PHONY: test bench clean book
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,18 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax
+
+# The book: widget JS from the npm registry (pinned in tools/fetch_widgets.sh), MathJax bundled by
+# sphinx-mathjax-offline, notebooks executed with jupyter-cache. TOC=/tmp/toc.yml builds a partial book.
+TOC     ?= book/_toc.yml
+WIDGETS := book/_static/widgets/VERSIONS
+
+$(WIDGETS): tools/fetch_widgets.sh
+	tools/fetch_widgets.sh book/_static/widgets
+
+book: $(STAMP) $(WIDGETS)
+	@test ! -e _static || { echo "make book: remove the top-level _static/ (use book/_static/)"; exit 1; }
+	$(VENV)/bin/jupyter-book build . --toc $(TOC) -W --keep-going
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

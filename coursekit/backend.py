@@ -28,7 +28,7 @@ from array_api_compat import is_numpy_array, is_torch_array
 
 __all__ = [
     "BACKENDS", "array_namespace", "set_default_backend", "get_default_backend", "namespace",
-    "asarray", "zeros", "to_numpy", "backend_of", "device_of", "Generator", "manual_seed",
+    "asarray", "asarray_int64", "zeros", "foreach_add", "foreach_mul", "to_numpy", "backend_of", "device_of", "Generator", "manual_seed",
     "default_generator", "generator_like", "check_floating", "check_same_backend",
     "torch_available", "cuda_available",
 ]
@@ -131,6 +131,47 @@ def asarray(x, *, backend: str | None = None, device: str | None = None, dtype: 
         return np.array(x, dtype=dtype)
     import torch
     return torch.tensor(x, dtype=_native_dtype(backend, dtype), device=device)
+
+
+def asarray_int64(x, *, backend: str | None = None, device: str | None = None):
+    """Copy ``x`` (integer array of any backend, list) into a new int64 array: labels, indices.
+
+    ``backend``/``device`` default as in :func:`asarray` (dtype is always int64 = ``torch.long``).
+    """
+    backend, device, _ = _resolve(backend, device, None, "asarray_int64")
+    x = to_numpy(x) if (is_numpy_array(x) or is_torch_array(x)) else np.asarray(x)
+    if x.dtype.kind not in "iu" and not (x.dtype.kind == "f" and np.all(x == np.round(x))):
+        raise TypeError(f"asarray_int64: x must hold integers, got dtype {x.dtype}")
+    x = np.array(x, dtype=np.int64)
+    if backend == "numpy":
+        return x
+    import torch
+    return torch.from_numpy(x).to(device)
+
+
+def foreach_add(xs, ys, *, alpha=1.0) -> list:
+    """``[x + alpha·y for x, y in zip(xs, ys)]`` as new arrays (inputs untouched).
+
+    For torch tensors this is one fused call over the whole list (``torch._foreach_add``, the
+    kernel behind ``torch.optim``'s ``foreach=True``), which saves a per-tensor launch and the
+    temporary ``alpha·y``; elsewhere a plain loop. Used by ``coursekit.optim``'s list kernels.
+    """
+    xs, ys = list(xs), list(ys)
+    if xs and is_torch_array(xs[0]):
+        import torch
+        return list(torch._foreach_add(xs, ys, alpha=alpha))
+    if alpha == 1.0:
+        return [x + y for x, y in zip(xs, ys, strict=True)]
+    return [x + alpha * y for x, y in zip(xs, ys, strict=True)]
+
+
+def foreach_mul(xs, scalar) -> list:
+    """``[scalar·x for x in xs]`` as new arrays; one fused call for torch (``torch._foreach_mul``)."""
+    xs = list(xs)
+    if xs and is_torch_array(xs[0]):
+        import torch
+        return list(torch._foreach_mul(xs, scalar))
+    return [scalar * x for x in xs]
 
 
 def zeros(shape, *, backend: str | None = None, device: str | None = None, dtype: str | None = None):

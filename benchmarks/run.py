@@ -1,0 +1,328 @@
+"""coursekit vs torch-CPU builtins: one run, one subprocess per measurement, a table of ratios.
+
+    python benchmarks/run.py            # full run (a few minutes)
+    python benchmarks/run.py --quick    # smaller repeat counts (~1 minute)
+    python benchmarks/run.py --only selu,dropout --rounds 5
+
+Every measurement runs in a fresh Python process with 2 threads (``torch.set_num_threads(2)``,
+``OMP/OPENBLAS/MKL_NUM_THREADS=2``), so the frameworks do not share caches, thread pools or
+allocator state. A worker warms up, then times ``repeats`` blocks of ``iters`` calls and reports
+the median time per call. The coordinator runs ``rounds`` rounds, alternating the order of the
+two sides, and reports the median over rounds (the machine may be shared: medians resist
+interference). The ratio is coursekit time / reference time; lower is better.
+
+This is not a test: targets are printed next to the ratios, and nothing fails.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+THREADS = 2
+
+# name -> (description, coursekit worker, reference worker, target ratio)
+BENCHES = {
+    "mlp_numpy": ("MLP 64-256-256-10, batch 256: fwd+bwd+SGD, NumPy backend", "ck_mlp_numpy", "torch_mlp", 0.8),
+    "batchnorm": ("BatchNorm1d fwd+bwd, 4096x1024 float32 (NumPy)", "ck_batchnorm", "torch_batchnorm", 2.0),
+    "dropout": ("dropout p=0.5 fwd+bwd, 4096x1024 float32 (NumPy)", "ck_dropout", "torch_dropout", 0.5),
+    "selu": ("SELU fwd+bwd, 4096x1024 float32 (NumPy)", "ck_selu", "torch_selu", 2.0),
+    "sgd_momentum": ("SGD momentum=0.9 step, MLP params (NumPy) vs foreach", "ck_sgd", "torch_sgd", 1.2),
+    "adagrad": ("Adagrad step, MLP params (NumPy) vs foreach", "ck_adagrad", "torch_adagrad", 1.2),
+    "mlp_torch": ("MLP train step, coursekit on torch backend vs plain torch", "ck_mlp_torch", "torch_mlp", 1.1),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# workers: each returns a zero-argument callable doing one unit of work
+# --------------------------------------------------------------------------------------------
+def _data_np(shape, seed=0):
+    import numpy as np
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+def _mlp_data(backend):
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 64), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+    if backend == "torch":
+        import torch
+        return torch.from_numpy(x), torch.from_numpy(y)
+    return x, y
+
+
+def _ck_mlp(backend):
+    from coursekit import nn
+    from coursekit.backend import Generator
+    g = Generator(0, backend=backend)
+    model = nn.Sequential(nn.Linear(64, 256, backend=backend, generator=g), nn.ReLU(),
+                          nn.Linear(256, 256, backend=backend, generator=g), nn.ReLU(),
+                          nn.Linear(256, 10, backend=backend, generator=g))
+    loss_fn = nn.CrossEntropyLoss()
+    params = list(model.parameters())
+    try:
+        from coursekit.optim import SGD
+        opt = SGD(params, lr=0.01)
+        step, zero = opt.step, opt.zero_grad
+    except ImportError:  # pragma: no cover - optim is written by another engineer
+        def step():
+            for p in params:
+                p.data = p.data - 0.01 * p.grad
+
+        def zero():
+            for p in params:
+                p.grad = None
+    x, y = _mlp_data(backend)
+
+    def run():
+        zero()
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        step()
+    return run
+
+
+def ck_mlp_numpy():
+    return _ck_mlp("numpy")
+
+
+def ck_mlp_torch():
+    import torch
+    run = _ck_mlp("torch")
+
+    def guarded():
+        with torch.no_grad():  # coursekit needs no autograd graph
+            run()
+    return guarded
+
+
+def torch_mlp():
+    import torch
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                torch.nn.ReLU(), torch.nn.Linear(256, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, foreach=True)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    x, y = _mlp_data("torch")
+
+    def run():
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+    return run
+
+
+def ck_batchnorm():
+    import numpy as np
+    from coursekit import functional as F
+    x = _data_np((4096, 1024))
+    g = _data_np((4096, 1024), 1)
+    w, b = np.ones(1024, np.float32), np.zeros(1024, np.float32)
+    rm, rv = np.zeros(1024, np.float32), np.ones(1024, np.float32)
+
+    def run():
+        res = F.batch_norm(x, rm, rv, w, b, training=True)
+        F.batch_norm_backward(g, res.cache)
+    return run
+
+
+def torch_batchnorm():
+    import torch
+    x = torch.from_numpy(_data_np((4096, 1024))).requires_grad_()
+    g = torch.from_numpy(_data_np((4096, 1024), 1))
+    w, b = torch.ones(1024, requires_grad=True), torch.zeros(1024, requires_grad=True)
+    rm, rv = torch.zeros(1024), torch.ones(1024)
+
+    def run():
+        x.grad = w.grad = b.grad = None
+        torch.nn.functional.batch_norm(x, rm, rv, w, b, training=True).backward(g)
+    return run
+
+
+def ck_dropout():
+    from coursekit import functional as F
+    from coursekit.backend import Generator
+    x = _data_np((4096, 1024))
+    g = _data_np((4096, 1024), 1)
+    gen = Generator(0, backend="numpy")
+
+    def run():
+        _, mask = F.dropout(x, 0.5, generator=gen, return_mask=True)
+        F.dropout_backward(g, mask, 0.5)
+    return run
+
+
+def torch_dropout():
+    import torch
+    x = torch.from_numpy(_data_np((4096, 1024))).requires_grad_()
+    g = torch.from_numpy(_data_np((4096, 1024), 1))
+
+    def run():
+        x.grad = None
+        torch.nn.functional.dropout(x, 0.5, training=True).backward(g)
+    return run
+
+
+def ck_selu():
+    from coursekit import functional as F
+    x = _data_np((4096, 1024))
+    g = _data_np((4096, 1024), 1)
+
+    def run():
+        F.selu(x)
+        F.selu_backward(g, x)
+    return run
+
+
+def torch_selu():
+    import torch
+    x = torch.from_numpy(_data_np((4096, 1024))).requires_grad_()
+    g = torch.from_numpy(_data_np((4096, 1024), 1))
+
+    def run():
+        x.grad = None
+        torch.nn.functional.selu(x).backward(g)
+    return run
+
+
+_MLP_SHAPES = [(256, 64), (256,), (256, 256), (256,), (10, 256), (10,)]
+
+
+def _ck_opt(kind):
+    from coursekit import nn, optim
+    params = []
+    for i, s in enumerate(_MLP_SHAPES):
+        p = nn.Parameter(_data_np(s, i))
+        p.grad = _data_np(s, 100 + i)
+        params.append(p)
+    opt = optim.SGD(params, lr=0.01, momentum=0.9) if kind == "sgd" else optim.Adagrad(params, lr=0.01)
+    return opt.step
+
+
+def _torch_opt(kind):
+    import torch
+    params = []
+    for i, s in enumerate(_MLP_SHAPES):
+        p = torch.nn.Parameter(torch.from_numpy(_data_np(s, i)))
+        p.grad = torch.from_numpy(_data_np(s, 100 + i))
+        params.append(p)
+    if kind == "sgd":
+        opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, foreach=True)
+    else:
+        opt = torch.optim.Adagrad(params, lr=0.01, foreach=True)
+
+    def run():
+        with torch.no_grad():
+            opt.step()
+    return run
+
+
+def ck_sgd():
+    return _ck_opt("sgd")
+
+
+def ck_adagrad():
+    return _ck_opt("adagrad")
+
+
+def torch_sgd():
+    return _torch_opt("sgd")
+
+
+def torch_adagrad():
+    return _torch_opt("adagrad")
+
+
+WORKERS = {f.__name__: f for f in [ck_mlp_numpy, ck_mlp_torch, torch_mlp, ck_batchnorm, torch_batchnorm,
+                                   ck_dropout, torch_dropout, ck_selu, torch_selu, ck_sgd, ck_adagrad,
+                                   torch_sgd, torch_adagrad]}
+
+
+def worker_main(name: str, quick: bool) -> None:
+    import torch
+    torch.set_num_threads(THREADS)
+    run = WORKERS[name]()
+    # calibrate: a block lasts ~0.1 s (quick) / 0.25 s
+    budget = 0.1 if quick else 0.25
+    t0 = time.perf_counter()
+    run()
+    run()
+    one = max((time.perf_counter() - t0) / 2, 1e-6)
+    iters = max(1, int(budget / one))
+    for _ in range(max(1, iters // 2)):  # warm-up
+        run()
+    times = []
+    for _ in range(5 if quick else 9):
+        t = time.perf_counter()
+        for _ in range(iters):
+            run()
+        times.append((time.perf_counter() - t) / iters)
+    print(json.dumps({"median_s": statistics.median(times), "times": times, "iters": iters}))
+
+
+# --------------------------------------------------------------------------------------------
+# coordinator
+# --------------------------------------------------------------------------------------------
+def measure(name: str, quick: bool) -> float:
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), OPENBLAS_NUM_THREADS=str(THREADS),
+               MKL_NUM_THREADS=str(THREADS), PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    args = [sys.executable, str(Path(__file__).resolve()), "--worker", name] + (["--quick"] if quick else [])
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark worker {name} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["median_s"]
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:9.3f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and rounds")
+    ap.add_argument("--rounds", type=int, default=None, help="coordinator rounds per benchmark (default 3, quick 1)")
+    ap.add_argument("--only", default="", help="comma-separated benchmark names: " + ",".join(BENCHES))
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--json", help="also write the results to this JSON file")
+    args = ap.parse_args(argv)
+    if args.worker:
+        worker_main(args.worker, args.quick)
+        return 0
+    names = [n for n in args.only.split(",") if n] or list(BENCHES)
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        ap.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHES)}")
+    rounds = args.rounds or (1 if args.quick else 3)
+    print(f"coursekit vs torch {'(quick) ' if args.quick else ''}— {THREADS} threads, median of {rounds} round(s), "
+          f"each a separate process per side\n")
+    header = f"{'benchmark':<14} {'coursekit ms':>12} {'torch ms':>10} {'ratio':>7} {'target':>7}  ok  description"
+    print(header)
+    print("-" * len(header))
+    results = {}
+    for name in names:
+        desc, ours, ref, target = BENCHES[name]
+        t_ours, t_ref = [], []
+        for r in range(rounds):
+            pair = [(ours, t_ours), (ref, t_ref)]
+            for worker, acc in (pair if r % 2 == 0 else pair[::-1]):
+                acc.append(measure(worker, args.quick))
+        a, b = statistics.median(t_ours), statistics.median(t_ref)
+        ratio = a / b
+        results[name] = dict(coursekit_s=a, torch_s=b, ratio=ratio, target=target, rounds_ck=t_ours,
+                             rounds_torch=t_ref)
+        print(f"{name:<14} {_fmt(a):>12} {_fmt(b):>10} {ratio:7.2f} {target:7.2f}  {'yes' if ratio <= target else 'NO ':<3} "
+              f"{desc}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

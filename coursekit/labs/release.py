@@ -1,0 +1,131 @@
+"""Turn a lab's solution notebook into the student notebook.
+
+``release(notebook_path, out_dir) -> path`` writes ``out_dir/<same file name>`` where
+
+* cells tagged ``solution-only`` or ``hidden`` are removed;
+* in every code cell, each block from a ``### BEGIN SOLUTION`` line to the matching
+  ``### END SOLUTION`` line (markers included) becomes ``# YOUR CODE HERE`` +
+  ``raise NotImplementedError`` at the indentation of the BEGIN marker, so the ``def`` line and
+  the docstring, which sit outside the markers, stay;
+* every output, execution count, widget state and execution-timing metadata is dropped;
+* cell ids, tags (``exercise``, ``q:<question id>``) and the notebook's ``coursekit`` metadata
+  are kept, so the grader finds the answer cells by tag, or by id when a student removed tags.
+
+The result is checked: no marker or solution line survives, and when the notebook names a known
+lab (``metadata.coursekit.lab``) every question has exactly one exercise cell tagged ``q:<id>``
+that defines ``Question.function``. Violations raise ``ValueError`` naming the cell.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["release", "strip_solutions", "BEGIN", "END", "HIDDEN_TAGS", "EXERCISE_TAG"]
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+HIDDEN_TAGS = ("solution-only", "hidden")
+EXERCISE_TAG = "exercise"
+_MARKER = re.compile(r"^(?P<indent>[ \t]*)### (?P<kind>BEGIN|END) SOLUTION\s*$")
+_DROP_CELL_METADATA = ("execution", "collapsed", "scrolled", "jupyter", "ExecuteTime")
+
+
+def strip_solutions(source: str, *, where: str = "cell") -> tuple[str, int]:
+    """Replace each solution block in ``source``; return (new source, number of blocks).
+
+    ``ValueError`` on nested, unclosed or unopened markers, naming ``where``.
+    """
+    out, depth_indent, blocks = [], None, 0
+    for lineno, line in enumerate(source.splitlines(), 1):
+        m = _MARKER.match(line)
+        if m and m["kind"] == "BEGIN":
+            if depth_indent is not None:
+                raise ValueError(f"release: nested {BEGIN!r} at line {lineno} of {where}")
+            depth_indent = m["indent"]
+            out.append(f"{depth_indent}# YOUR CODE HERE")
+            out.append(f"{depth_indent}raise NotImplementedError")
+            blocks += 1
+        elif m and m["kind"] == "END":
+            if depth_indent is None:
+                raise ValueError(f"release: {END!r} without {BEGIN!r} at line {lineno} of {where}")
+            depth_indent = None
+        elif depth_indent is None:
+            out.append(line)
+    if depth_indent is not None:
+        raise ValueError(f"release: {BEGIN!r} is never closed by {END!r} in {where}")
+    return "\n".join(out), blocks
+
+
+def _tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _validate(nb, path: Path) -> None:
+    for k, cell in enumerate(nb.cells):
+        if BEGIN in cell.source or END in cell.source:
+            raise ValueError(f"release: solution marker left in cell {k} ({cell.get('id')}) of {path.name}")
+    lab_id = nb.metadata.get("coursekit", {}).get("lab")
+    if lab_id is None:
+        return
+    from . import spec
+    if lab_id not in spec.LAB_MODULES:
+        raise ValueError(f"release: metadata.coursekit.lab must be one of {spec.LAB_MODULES}, got {lab_id!r}")
+    lab = spec.get_lab(lab_id)
+    for q in lab.questions:
+        cells = [c for c in nb.cells if f"q:{q.id}" in _tags(c)]
+        if len(cells) != 1:
+            raise ValueError(f"release: {path.name} must have exactly one cell tagged 'q:{q.id}', found {len(cells)}")
+        cell = cells[0]
+        if cell.cell_type != "code" or EXERCISE_TAG not in _tags(cell):
+            raise ValueError(f"release: cell tagged 'q:{q.id}' in {path.name} must be a code cell tagged 'exercise'")
+        if not re.search(rf"^def {re.escape(q.function)}\(", cell.source, flags=re.M):
+            raise ValueError(f"release: cell 'q:{q.id}' in {path.name} does not define {q.function}()")
+
+
+def release(notebook_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write the student version of the solution notebook ``notebook_path`` into ``out_dir``.
+
+    Returns the written path (``out_dir / notebook_path.name``). The write is atomic.
+    """
+    src = Path(notebook_path)
+    if not src.is_file():
+        raise ValueError(f"release: notebook_path must be an existing .ipynb file, got {str(notebook_path)!r}")
+    nb = nbformat.read(src, as_version=4)
+    cells = []
+    for k, cell in enumerate(nb.cells):
+        if any(t in HIDDEN_TAGS for t in _tags(cell)):
+            continue
+        where = f"cell {k} ({cell.get('id')}) of {src.name}"
+        if cell.cell_type == "code":
+            cell.source, blocks = strip_solutions(cell.source, where=where)
+            if EXERCISE_TAG in _tags(cell) and blocks == 0:
+                raise ValueError(f"release: exercise {where} has no {BEGIN!r} block")
+            cell.outputs = []
+            cell.execution_count = None
+        for key in _DROP_CELL_METADATA:
+            cell.metadata.pop(key, None)
+        cells.append(cell)
+    nb.cells = cells
+    nb.metadata.pop("widgets", None)
+    nb.metadata.pop("execution", None)
+    _validate(nb, src)
+    nbformat.validate(nb)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dest = out / src.name
+    if dest.resolve() == src.resolve():
+        raise ValueError(f"release: out_dir must differ from the notebook's folder, got {str(out_dir)!r}")
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{src.stem}.", suffix=".ipynb.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            nbformat.write(nb, f)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest

@@ -1,0 +1,538 @@
+"""Optimizers, learning-rate schedules and early stopping.
+
+Every update rule is a *pure step function* ``(param, grad, state...) -> (new_param, new_state...)``
+written once against the array API; the classes :class:`SGD` and :class:`Adagrad` are thin stateful
+shells over them, like ``torch.optim``'s functional API. Names, arguments and defaults follow
+``torch.optim`` so that trajectories can be compared step for step.
+
+Conventions
+-----------
+*Momentum.* torch (and this module's :func:`sgd_step`) keeps a buffer of accumulated gradients,
+``b ← μ b + g;  θ ← θ − η b``. The lecture writes momentum as a velocity,
+``v ← λ v − η ∇C;  θ ← θ + v`` (:func:`momentum_step`). For a constant learning rate the two are
+the same algorithm with ``v = −η b`` (proof in :func:`momentum_step`).
+
+*Weight decay.* Adding the L2 term ``λ/2 ‖w‖²`` to the loss adds ``λ w`` to the gradient, so a
+gradient step on the regularised loss is::
+
+    w ← w − η (∇C(w) + λ w) = (1 − ηλ) w − η ∇C(w)
+
+i.e. the weights first *decay* by the factor ``1 − ηλ`` and then take the plain step. That is what
+``weight_decay=λ`` does in :func:`sgd_step` (torch's coupled weight decay: ``g ← g + λ θ`` before
+momentum). The test ``test_weight_decay_is_l2_gradient`` checks the three forms agree.
+
+The classes write a *new* array into ``param.data`` at every step (inputs are never modified in
+place), so arrays that a caller kept from an earlier step remain valid. :class:`SGD` updates all
+parameters of a group with one fused call per line of the update on torch (the "foreach" path of
+``torch.optim``), through :func:`coursekit.backend.foreach_add`; :func:`sgd_step` is the same
+kernel applied to one array.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+
+from .backend import array_namespace, check_floating, foreach_add, foreach_mul
+
+__all__ = [
+    "sgd_step", "momentum_step", "adagrad_step", "Optimizer", "SGD", "Adagrad",
+    "inverse_sqrt_lr", "InverseSqrtLR", "ReduceLROnPlateau", "EarlyStopping",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------
+def _check_real(fn: str, name: str, value, *, low=0.0, high=math.inf, low_open=False, high_open=False):
+    """Return ``float(value)``; TypeError if not a real number, ValueError if outside the range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    lo_ok = value > low if low_open else value >= low
+    hi_ok = value < high if high_open else value <= high
+    if not (lo_ok and hi_ok) or math.isnan(value):
+        rng = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
+        raise ValueError(f"{fn}: {name} must be in {rng}, got {value!r}")
+    return value
+
+
+def _check_int(fn: str, name: str, value, *, low=0):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{fn}: {name} must be an integer, got {type(value).__name__}")
+    if value < low:
+        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_pair(fn: str, param, grad, pname="param", gname="grad"):
+    check_floating(param, fn, pname)
+    check_floating(grad, fn, gname)
+    if tuple(param.shape) != tuple(grad.shape):
+        raise ValueError(f"{fn}: {gname} must have the shape of {pname} {tuple(param.shape)}, "
+                         f"got {tuple(grad.shape)}")
+    array_namespace(param, grad)  # TypeError for mixed backends
+
+
+def _check_sgd_hyper(fn, lr, momentum, dampening, weight_decay, nesterov):
+    lr = _check_real(fn, "lr", lr)
+    momentum = _check_real(fn, "momentum", momentum)
+    dampening = _check_real(fn, "dampening", dampening, high=1.0)
+    weight_decay = _check_real(fn, "weight_decay", weight_decay)
+    if not isinstance(nesterov, bool):
+        raise TypeError(f"{fn}: nesterov must be a bool, got {type(nesterov).__name__}")
+    if nesterov and (momentum <= 0.0 or dampening != 0.0):
+        raise ValueError(f"{fn}: nesterov=True requires momentum > 0 and dampening = 0, "
+                         f"got momentum={momentum!r}, dampening={dampening!r}")
+    return dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                nesterov=nesterov)
+
+
+def _check_adagrad_hyper(fn, lr, lr_decay, weight_decay, eps):
+    return dict(lr=_check_real(fn, "lr", lr), lr_decay=_check_real(fn, "lr_decay", lr_decay),
+                weight_decay=_check_real(fn, "weight_decay", weight_decay),
+                eps=_check_real(fn, "eps", eps))
+
+
+# --------------------------------------------------------------------------------------------
+# pure step functions
+# --------------------------------------------------------------------------------------------
+def _sgd(params, grads, bufs, lr, momentum, dampening, weight_decay, nesterov):
+    """The SGD kernel on *lists* of arrays (one parameter = lists of length 1).
+
+    Each line is one fused call over the whole list for torch tensors (``foreach_add``/``foreach_mul``
+    in :mod:`coursekit.backend`), a loop for NumPy. Returns ``(new_params, new_bufs)``.
+    """
+    if weight_decay != 0.0:
+        grads = foreach_add(grads, params, alpha=weight_decay)          # g + λθ
+    if momentum != 0.0:
+        bufs = list(bufs)
+        old = [i for i, b in enumerate(bufs) if b is not None]
+        for i, b in enumerate(bufs):
+            if b is None:
+                # first step: b = g, a copy (torch clones), so a caller that later writes into its
+                # grad array in place (gradient accumulation) cannot change the buffer
+                g = grads[i]
+                bufs[i] = array_namespace(g).asarray(g, copy=True) if weight_decay == 0.0 else g
+        if old:                                                         # μ b + (1 − dampening) g
+            new = foreach_add(foreach_mul([bufs[i] for i in old], momentum), [grads[i] for i in old],
+                              alpha=1.0 - dampening)
+            for i, b in zip(old, new):
+                bufs[i] = b
+        grads = foreach_add(grads, bufs, alpha=momentum) if nesterov else bufs   # g + μ b  or  b
+    return foreach_add(params, grads, alpha=-lr), bufs                   # θ − lr g
+
+
+def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, weight_decay=0.0,
+             nesterov=False):
+    """One step of SGD with momentum, exactly ``torch.optim.SGD`` (``foreach=False``, ``maximize=False``).
+
+    ``param``, ``grad``: arrays of one shape (any backend); ``momentum_buffer``: ``None`` before the
+    first step, then the buffer returned by the previous call. Returns ``(new_param, new_buffer)``;
+    ``new_buffer`` is ``None`` when ``momentum == 0``. Neither input is modified.
+
+    The update (torch's convention, ``g`` the gradient)::
+
+        g ← g + weight_decay · θ                     (L2 penalty weight_decay/2 ‖θ‖², coupled)
+        b ← g                                        on the first step (buffer = first gradient)
+        b ← momentum · b + (1 − dampening) · g       afterwards
+        g ← g + momentum · b  if nesterov  else  b
+        θ ← θ − lr · g
+
+    With ``momentum = 0`` this is plain gradient descent ``θ ← θ − lr (∇C + λθ) = (1 − lr λ)θ − lr ∇C``.
+    ``nesterov=True`` needs ``momentum > 0`` and ``dampening = 0`` (as in torch).
+    """
+    fn = "sgd_step"
+    _check_pair(fn, param, grad)
+    h = _check_sgd_hyper(fn, lr, momentum, dampening, weight_decay, nesterov)
+    if momentum_buffer is not None:
+        _check_pair(fn, param, momentum_buffer, gname="momentum_buffer")
+    (new_param,), (new_buffer,) = _sgd([param], [grad], [momentum_buffer], **h)
+    return new_param, (new_buffer if h["momentum"] != 0.0 else None)
+
+
+def momentum_step(param, grad, velocity, *, lr, momentum):
+    """One step of momentum in the lecture's convention: ``v ← λ v − η ∇C;  θ ← θ + v``.
+
+    ``param``, ``grad``: arrays of one shape; ``velocity``: ``None`` (= zeros, the particle starts at
+    rest) or the velocity returned by the previous call. ``lr`` = η, ``momentum`` = λ.
+    Returns ``(new_param, new_velocity)``.
+
+    **Equivalence with torch's convention** (:func:`sgd_step`, ``b ← μ b + g; θ ← θ − η b`` with
+    ``b₁ = g₁``). Claim: for a constant η, ``λ = μ`` and ``v₀ = 0``, the velocity is ``v_t = −η b_t``
+    and both produce the same iterates θ_t. Induction on t: for t = 1,
+    ``v₁ = λ·0 − η g₁ = −η b₁``. If ``v_{t−1} = −η b_{t−1}`` then
+    ``v_t = λ v_{t−1} − η g_t = −η (μ b_{t−1} + g_t) = −η b_t``, hence
+    ``θ_t = θ_{t−1} + v_t = θ_{t−1} − η b_t``, which is torch's update. ∎
+    (With a learning rate that changes over time the two differ: the lecture's velocity keeps the
+    old η inside ``v``, torch rescales the whole buffer by the current η.)
+    """
+    fn = "momentum_step"
+    _check_pair(fn, param, grad)
+    lr = _check_real(fn, "lr", lr)
+    momentum = _check_real(fn, "momentum", momentum)
+    if velocity is None:
+        velocity = -lr * grad
+    else:
+        _check_pair(fn, param, velocity, gname="velocity")
+        velocity = momentum * velocity - lr * grad
+    return param + velocity, velocity
+
+
+def _adagrad(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps):
+    xp = array_namespace(param)
+    if weight_decay != 0.0:
+        grad = grad + weight_decay * param
+    clr = lr / (1.0 + (step - 1) * lr_decay)
+    state_sum = state_sum + grad * grad
+    return param - clr * (grad / (xp.sqrt(state_sum) + eps)), state_sum
+
+
+def adagrad_step(param, grad, state_sum, step, *, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-10):
+    """One Adagrad step (Duchi et al. 2011), exactly ``torch.optim.Adagrad`` (dense gradients).
+
+    ``param``, ``grad``, ``state_sum``: arrays of one shape; ``state_sum`` is the running sum of
+    squared gradients (start it at ``initial_accumulator_value``, torch's default 0, e.g.
+    ``xp.zeros_like(param)``); ``step`` is the 1-based index of this step. Returns
+    ``(new_param, new_state_sum)``; inputs are not modified. The update, elementwise::
+
+        g ← g + weight_decay · θ
+        η_t = lr / (1 + (t − 1) · lr_decay)
+        G ← G + g²
+        θ ← θ − η_t · g / (√G + eps)          (eps added after the square root, as torch)
+
+    Each coordinate gets its own step size η/√(Σ past g²): large past gradients → smaller steps.
+    """
+    fn = "adagrad_step"
+    _check_pair(fn, param, grad)
+    _check_pair(fn, param, state_sum, gname="state_sum")
+    step = _check_int(fn, "step", step, low=1)
+    h = _check_adagrad_hyper(fn, lr, lr_decay, weight_decay, eps)
+    return _adagrad(param, grad, state_sum, step, **h)
+
+
+# --------------------------------------------------------------------------------------------
+# optimizer classes
+# --------------------------------------------------------------------------------------------
+class Optimizer:
+    """Base class: holds ``param_groups`` (list of dicts with ``"params"`` and hyperparameters) and
+    per-parameter ``state`` (dict keyed by ``id(param)``), like ``torch.optim.Optimizer``.
+
+    ``params``: an iterable of parameters (objects with ``.data`` and ``.grad``, e.g.
+    ``model.parameters()``) or of dicts ``{"params": [...], "lr": ...}`` (per-group options).
+    """
+
+    _name = "Optimizer"
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.state: dict[int, dict] = {}
+        self.param_groups: list[dict] = []
+        if hasattr(params, "data") and hasattr(params, "grad"):
+            raise TypeError(f"{self._name}: params must be an iterable of parameters or dicts, "
+                            "got a single parameter (wrap it in a list)")
+        try:
+            groups = list(params)
+        except TypeError:
+            raise TypeError(f"{self._name}: params must be an iterable of parameters or dicts, "
+                            f"got {type(params).__name__}") from None
+        if not groups:
+            raise ValueError(f"{self._name}: params must contain at least one parameter, got an empty list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def _check_group(self, group: dict) -> dict:  # overridden: validates hyperparameters
+        return group
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters with its own hyperparameters (missing ones take the defaults)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{self._name}: a param group must be a dict, got {type(param_group).__name__}")
+        params = param_group.get("params")
+        params = [params] if hasattr(params, "data") else list(params or [])
+        if not params:
+            raise ValueError(f"{self._name}: a param group must contain at least one parameter")
+        for p in params:
+            if not (hasattr(p, "data") and hasattr(p, "grad")):
+                raise TypeError(f"{self._name}: params must have .data and .grad attributes, "
+                                f"got {type(p).__name__}")
+            check_floating(p.data, self._name, "param.data")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if seen & {id(p) for p in params} or len({id(p) for p in params}) != len(params):
+            raise ValueError(f"{self._name}: some parameters appear in more than one param group")
+        unknown = set(param_group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"{self._name}: unknown hyperparameters {sorted(unknown)} in a param group")
+        group = {**self.defaults, **param_group, "params": params}
+        self.param_groups.append(self._check_group(group))
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first param group; setting it sets every group's ``lr``."""
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value) -> None:
+        value = _check_real(self._name, "lr", value)
+        for g in self.param_groups:
+            g["lr"] = value
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients: ``None`` (torch's default) or zeros of the parameter's shape."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad = array_namespace(p.grad).zeros_like(p.grad)
+
+    def step(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__}.step")
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            opts = ", ".join(f"{k}={v}" for k, v in g.items() if k != "params")
+            lines.append(f"  group {i}: {len(g['params'])} params, {opts}")
+        return "\n".join(lines + [")"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum/Nesterov/weight decay: ``torch.optim.SGD``.
+
+    ``SGD(model.parameters(), lr=0.1, momentum=0.9)``; each :meth:`step` applies :func:`sgd_step`
+    to every parameter whose ``.grad`` is not ``None`` and stores the momentum buffer in
+    ``state[id(p)]["momentum_buffer"]``. ``lr`` has no default (as in torch before 2.2 — choose it).
+    """
+
+    _name = "SGD"
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False, dampening=0.0):
+        defaults = _check_sgd_hyper("SGD", lr, momentum, dampening, weight_decay, nesterov)
+        super().__init__(params, defaults)
+
+    def _check_group(self, g):
+        g.update(_check_sgd_hyper("SGD", g["lr"], g["momentum"], g["dampening"], g["weight_decay"],
+                                  g["nesterov"]))
+        return g
+
+    def step(self) -> None:
+        for g in self.param_groups:
+            ps = [p for p in g["params"] if p.grad is not None]
+            if not ps:
+                continue
+            states = [self.state.setdefault(id(p), {}) for p in ps]
+            new_params, bufs = _sgd([p.data for p in ps], [p.grad for p in ps],
+                                    [st.get("momentum_buffer") for st in states],
+                                    g["lr"], g["momentum"], g["dampening"], g["weight_decay"], g["nesterov"])
+            for p, st, data, buf in zip(ps, states, new_params, bufs):
+                p.data = data
+                if buf is not None:
+                    st["momentum_buffer"] = buf
+
+
+class Adagrad(Optimizer):
+    """Adagrad: ``torch.optim.Adagrad`` (dense gradients), a thin shell over :func:`adagrad_step`.
+
+    State per parameter: ``state[id(p)] = {"step": t, "sum": G}`` with ``G`` initialised to
+    ``initial_accumulator_value`` when the optimizer is built (as torch).
+    """
+
+    _name = "Adagrad"
+
+    def __init__(self, params, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
+                 eps=1e-10):
+        defaults = _check_adagrad_hyper("Adagrad", lr, lr_decay, weight_decay, eps)
+        defaults["initial_accumulator_value"] = _check_real("Adagrad", "initial_accumulator_value",
+                                                            initial_accumulator_value)
+        super().__init__(params, defaults)
+
+    def _check_group(self, g):
+        g.update(_check_adagrad_hyper("Adagrad", g["lr"], g["lr_decay"], g["weight_decay"], g["eps"]))
+        init = _check_real("Adagrad", "initial_accumulator_value", g["initial_accumulator_value"])
+        for p in g["params"]:
+            xp = array_namespace(p.data)
+            self.state[id(p)] = {"step": 0, "sum": xp.full_like(p.data, init)}
+        return g
+
+    def step(self) -> None:
+        for g in self.param_groups:
+            h = (g["lr"], g["lr_decay"], g["weight_decay"], g["eps"])
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state[id(p)]
+                st["step"] += 1
+                p.data, st["sum"] = _adagrad(p.data, p.grad, st["sum"], st["step"], *h)
+
+
+# --------------------------------------------------------------------------------------------
+# learning-rate schedules
+# --------------------------------------------------------------------------------------------
+def _check_optimizer(fn: str, optimizer):
+    groups = getattr(optimizer, "param_groups", None)
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, dict) and "lr" in g for g in groups):
+        raise TypeError(f"{fn}: optimizer must have param_groups with an 'lr' each, "
+                        f"got {type(optimizer).__name__}")
+    return groups
+
+
+def inverse_sqrt_lr(lr, t):
+    """The lecture's 1/t decay ``η_t = η / √(t + 1)`` for ``t = 0, 1, 2, …`` (η₀ = η)."""
+    lr = _check_real("inverse_sqrt_lr", "lr", lr)
+    t = _check_int("inverse_sqrt_lr", "t", t)
+    return lr / math.sqrt(t + 1)
+
+
+class InverseSqrtLR:
+    """Set every param group's lr to ``η_t = η / √(t + 1)`` after the t-th call of :meth:`step`.
+
+    η is each group's lr when the schedule is created (``base_lrs``). Call :meth:`step` once per
+    epoch (or per iteration), after ``optimizer.step()`` — the same protocol as
+    ``torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1 / math.sqrt(t + 1))``, which it equals.
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.base_lrs = [float(g["lr"]) for g in _check_optimizer("InverseSqrtLR", optimizer)]
+        self.last_epoch = 0
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        for g, lr in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = lr / math.sqrt(self.last_epoch + 1)
+
+    def get_last_lr(self) -> list[float]:
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+
+class ReduceLROnPlateau:
+    """Multiply the lr by ``factor`` (default 0.5: *halve*) when a metric stops improving.
+
+    Same algorithm and arguments as ``torch.optim.lr_scheduler.ReduceLROnPlateau``; the only
+    difference is the default ``factor=0.5`` (torch: 0.1) — the lecture's "halve on plateau".
+    After each epoch call ``step(metric)``: in ``mode='min'`` a value is an improvement when
+    ``metric < best·(1 − threshold)`` (``threshold_mode='rel'``) or ``metric < best − threshold``
+    (``'abs'``); ``'max'`` mirrors it. When more than ``patience`` epochs in a row brought no
+    improvement, each group's lr becomes ``max(lr·factor, min_lr)`` (changes smaller than ``eps``
+    are skipped) and ``cooldown`` epochs follow during which bad epochs are not counted.
+    """
+
+    def __init__(self, optimizer, *, mode="min", factor=0.5, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+        fn = "ReduceLROnPlateau"
+        groups = _check_optimizer(fn, optimizer)
+        if mode not in ("min", "max"):
+            raise ValueError(f"{fn}: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"{fn}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        self.optimizer, self.mode, self.threshold_mode = optimizer, mode, threshold_mode
+        self.factor = _check_real(fn, "factor", factor, high=1.0, low_open=True, high_open=True)
+        self.patience = _check_int(fn, "patience", patience)
+        self.threshold = _check_real(fn, "threshold", threshold)
+        self.cooldown = _check_int(fn, "cooldown", cooldown)
+        self.min_lr = _check_real(fn, "min_lr", min_lr)
+        self.eps = _check_real(fn, "eps", eps)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+        self._last_lr = [g["lr"] for g in groups]
+
+    def is_better(self, a: float, best: float) -> bool:
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def step(self, metric) -> None:
+        current = float(metric)
+        self.last_epoch += 1
+        if self.is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for g in self.optimizer.param_groups:
+                old = float(g["lr"])
+                new = max(old * self.factor, self.min_lr)
+                if old - new > self.eps:
+                    g["lr"] = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+
+    def get_last_lr(self) -> list[float]:
+        return list(self._last_lr)
+
+
+# --------------------------------------------------------------------------------------------
+# early stopping
+# --------------------------------------------------------------------------------------------
+def _copy_state(state: dict) -> dict:
+    out = {}
+    for k, v in state.items():
+        try:
+            out[k] = array_namespace(v).asarray(v, copy=True)
+        except TypeError:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+class EarlyStopping:
+    """Stop training when a validation metric has not improved for ``patience`` epochs, and keep
+    the best model seen so far (the seeds' "look-ahead": train on, then go back to the best epoch).
+
+    Call ``stop = es.step(metric, model)`` after every epoch. A value improves on the best when
+    ``metric < best − min_delta`` (``mode='min'``, e.g. a loss) or ``metric > best + min_delta``
+    (``mode='max'``, e.g. an accuracy); then ``best``, ``best_epoch`` (0-based index of the
+    :meth:`step` call) and a copy of ``model.state_dict()`` are stored. ``step`` returns ``True``
+    once ``patience`` calls in a row brought no improvement. ``restore(model)`` loads the best
+    state back.
+    """
+
+    def __init__(self, *, patience=5, min_delta=0.0, mode="min"):
+        fn = "EarlyStopping"
+        self.patience = _check_int(fn, "patience", patience, low=1)
+        self.min_delta = _check_real(fn, "min_delta", min_delta)
+        if mode not in ("min", "max"):
+            raise ValueError(f"{fn}: mode must be 'min' or 'max', got {mode!r}")
+        self.mode = mode
+        self.best = math.inf if mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict | None = None
+        self.num_bad_epochs = 0
+        self.epoch = -1
+        self.stopped = False
+
+    def is_better(self, metric: float) -> bool:
+        if self.mode == "min":
+            return metric < self.best - self.min_delta
+        return metric > self.best + self.min_delta
+
+    def step(self, metric, model=None) -> bool:
+        """Record this epoch's ``metric`` (and ``model``'s state if it is the best); ``True`` = stop."""
+        metric = float(metric)
+        if math.isnan(metric):
+            raise ValueError("EarlyStopping.step: metric must be a number, got nan")
+        self.epoch += 1
+        if self.is_better(metric):
+            self.best, self.best_epoch, self.num_bad_epochs = metric, self.epoch, 0
+            if model is not None:
+                self.best_state = _copy_state(model.state_dict())
+        else:
+            self.num_bad_epochs += 1
+        self.stopped = self.num_bad_epochs >= self.patience
+        return self.stopped
+
+    def restore(self, model) -> None:
+        """Load the best state seen by :meth:`step` into ``model``."""
+        if self.best_state is None:
+            raise ValueError("EarlyStopping.restore: no model state stored "
+                             "(call step(metric, model) with a model first)")
+        model.load_state_dict(_copy_state(self.best_state))

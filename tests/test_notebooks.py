@@ -1,0 +1,167 @@
+"""Static checks over every notebook of the course and over the book's table of contents.
+
+Runs without executing anything (nbval executes the notebooks; tests/test_book.py checks the built site).
+Every notebook under lectures/ and labs/ (release directories excluded) must be committed clean (no outputs,
+no execution counts), declare the python3 kernel, fix its seeds, be listed in book/_toc.yml; lectures must
+also contain an ``assert`` in a code cell. The toc must list only files that exist, the lectures in the
+course's order, and there must be no top-level ``_static/`` (it makes Jupyter Book load every widget script
+twice, see _config.yml).
+"""
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOC_PATH = ROOT / "book" / "_toc.yml"
+BIB_PATH = ROOT / "references.bib"
+SKIP_PARTS = {"release", ".ipynb_checkpoints"}
+
+LECTURES = (
+    "01_recipe", "02_vanishing_gradients", "03_maxout", "04_softmax_cross_entropy", "05_preprocessing_init",
+    "06_learning_rates_adagrad", "07_momentum", "08_generalization", "09_dropout", "10_batch_norm", "11_selu",
+    "12_highway_residual", "13_methodology", "14_pretraining",
+)
+LABS = ("lab01_activations", "lab02_optimizers", "lab03_dropout_batchnorm", "lab04_selu", "lab05_challenge")
+
+# A seed is fixed when a code cell calls one of these (coursekit, NumPy, torch, random) or passes seed=...
+SEED_RE = re.compile(
+    r"\b(?:manual_seed|default_rng|Generator|RandomState|random\.seed|np\.random\.seed)\s*\(|\bseed\s*=\s*[\w(]"
+)
+CITE_RE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+
+
+def _notebooks(folder: str) -> list[pathlib.Path]:
+    base = ROOT / folder
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.rglob("*.ipynb") if not SKIP_PARTS & set(p.relative_to(base).parts))
+
+
+NOTEBOOKS = _notebooks("lectures") + _notebooks("labs")
+LECTURE_NOTEBOOKS = _notebooks("lectures")
+
+
+def _id(path: pathlib.Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def _read(path: pathlib.Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _toc() -> dict:
+    return yaml.safe_load(TOC_PATH.read_text(encoding="utf-8"))
+
+
+def _toc_docnames(toc: dict) -> list[str]:
+    names = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries or ():
+            if "file" in entry:
+                names.append(entry["file"])
+            walk(entry.get("sections"))
+
+    for part in toc.get("parts", ()):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return names
+
+
+def _code_without_magics(source: str) -> str:
+    """Cell source with IPython magics/shell lines blanked, so that ``ast`` can parse it."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+# ------------------------------------------------------------------------------------------ per notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_valid_and_committed_without_outputs(path):
+    nb = _read(path)
+    nbformat.validate(nb)
+    dirty = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, (f"{_id(path)}: code cells {dirty} have outputs or execution counts; "
+                       f"run `.venv/bin/nbstripout {_id(path)}`")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_kernelspec_python3(path):
+    spec = _read(path).metadata.get("kernelspec", {})
+    assert spec.get("name") == "python3", f"{_id(path)}: kernelspec name must be 'python3', got {spec!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_seeds_fixed(path):
+    code = "\n".join(c.source for c in _read(path).cells if c.cell_type == "code")
+    assert SEED_RE.search(code), (f"{_id(path)}: no seed found (e.g. coursekit.manual_seed(SEED), "
+                                  f"np.random.default_rng(SEED), seed=...)")
+
+
+@pytest.mark.parametrize("path", LECTURE_NOTEBOOKS, ids=_id)
+def test_lecture_code_parses_and_asserts(path):
+    n_asserts = 0
+    for i, cell in enumerate(_read(path).cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(_code_without_magics(cell.source))
+        except SyntaxError as e:  # pragma: no cover - message for the author
+            pytest.fail(f"{_id(path)}: code cell {i} does not parse: {e}")
+        n_asserts += sum(isinstance(node, ast.Assert) for node in ast.walk(tree))
+    assert n_asserts >= 1, f"{_id(path)}: a lecture must check its claims with at least one assert"
+
+
+@pytest.mark.parametrize("path", LECTURE_NOTEBOOKS, ids=_id)
+def test_lecture_name_and_title(path):
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), f"{path.name}: expected NN_slug.ipynb"
+    cells = _read(path).cells
+    assert cells and cells[0].cell_type == "markdown" and cells[0].source.startswith("# "), (
+        f"{_id(path)}: the first cell must be markdown starting with the page title '# NN. Title'")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_listed_in_toc(path):
+    docname = path.relative_to(ROOT).with_suffix("").as_posix()
+    assert docname in _toc_docnames(_toc()), f"{_id(path)} is not listed in book/_toc.yml (add '- file: {docname}')"
+
+
+# ------------------------------------------------------------------------------------------ the book
+def test_toc_lists_only_existing_files():
+    missing = [name for name in _toc_docnames(_toc())
+               if not any((ROOT / f"{name}{sfx}").is_file() for sfx in (".ipynb", ".md"))]
+    assert not missing, f"book/_toc.yml lists files that do not exist: {missing}"
+
+
+def test_toc_order_and_parts():
+    toc = _toc()
+    assert toc["format"] == "jb-book" and toc["root"] == "book/intro"
+    parts = {p["caption"]: [c["file"] for c in p["chapters"]] for p in toc["parts"]}
+    assert parts["Lectures"] == [f"lectures/{s}" for s in LECTURES]
+    assert parts["Labs"] == [f"labs/{s}" for s in LABS]
+    names = _toc_docnames(toc)
+    assert len(names) == len(set(names)), f"duplicate toc entries: {names}"
+
+
+def test_no_top_level_static_dir():
+    assert not (ROOT / "_static").exists(), (
+        "a top-level _static/ makes Jupyter Book load every widget script twice: use book/_static/")
+
+
+def test_citations_resolve():
+    keys = set(re.findall(r"^@\w+\{([^,\s]+),", BIB_PATH.read_text(encoding="utf-8"), re.M))
+    sources = [(p, "\n".join(c.source for c in _read(p).cells if c.cell_type == "markdown")) for p in NOTEBOOKS]
+    sources += [(p, p.read_text(encoding="utf-8")) for p in sorted((ROOT / "book").glob("*.md"))]
+    unknown = {(_id(p), key.strip()) for p, text in sources
+               for group in CITE_RE.findall(text) for key in group.split(",") if key.strip() not in keys}
+    assert not unknown, f"citation keys missing from references.bib: {sorted(unknown)}"
+
+
+def test_bibliography_keys_unique():
+    keys = re.findall(r"^@\w+\{([^,\s]+),", BIB_PATH.read_text(encoding="utf-8"), re.M)
+    assert len(keys) == len(set(keys)) and len(keys) >= 25, keys
