@@ -25,7 +25,14 @@ WIDGETS := book/_static/widgets/VERSIONS
 $(WIDGETS): tools/fetch_widgets.sh
 	tools/fetch_widgets.sh book/_static/widgets
 
-book: $(STAMP) $(WIDGETS)
+# Lab pages: the solution notebook executed, then released (solutions stripped, figures kept).
+LAB_SOURCES := $(wildcard labs/lab*.ipynb)
+LAB_PAGES   := $(patsubst labs/%,book/labs/%,$(LAB_SOURCES))
+
+book/labs/%.ipynb: labs/%.ipynb tools/book_labs.py coursekit/labs/release.py $(STAMP)
+	$(PY) tools/book_labs.py $< --out book/labs
+
+book: $(STAMP) $(WIDGETS) $(LAB_PAGES)
 	@test ! -e _static || { echo "make book: remove the top-level _static/ (use book/_static/)"; exit 1; }
 	$(VENV)/bin/jupyter-book build . --toc $(TOC) -W --keep-going
 

@@ -62,8 +62,38 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+_FAST_NS: dict = {}
+
+
+def _fast_namespace(t):
+    """The compat namespace for the exact types ``numpy.ndarray`` / ``torch.Tensor`` (else None)."""
+    ns = _FAST_NS.get(t)
+    if ns is None:
+        if t is np.ndarray:
+            ns = importlib.import_module("array_api_compat.numpy")
+        elif t.__name__ == "Tensor" and t.__module__ == "torch":
+            ns = importlib.import_module("array_api_compat.torch")
+        else:
+            return None
+        _FAST_NS[t] = ns
+    return ns
+
+
 def array_namespace(*arrays):
-    """The array-API namespace of ``arrays`` (mismatched backends -> ``TypeError``)."""
+    """The array-API namespace of ``arrays`` (mismatched backends -> ``TypeError``).
+
+    Fast path (kernels call this on every use): when all arrays are exactly ``numpy.ndarray``
+    or exactly ``torch.Tensor``, the namespace is looked up by type; anything else goes through
+    ``array_api_compat.array_namespace``.
+    """
+    if arrays:
+        t = type(arrays[0])
+        for a in arrays[1:]:
+            if type(a) is not t:
+                return _array_namespace(*arrays)
+        ns = _fast_namespace(t)
+        if ns is not None:
+            return ns
     return _array_namespace(*arrays)
 
 
@@ -188,6 +218,11 @@ def to_numpy(x) -> np.ndarray:
 
 
 def backend_of(x) -> str:
+    t = type(x)
+    if t is np.ndarray:
+        return "numpy"
+    if t.__name__ == "Tensor" and t.__module__ == "torch":
+        return "torch"
     if is_torch_array(x):
         return "torch"
     if is_numpy_array(x):
@@ -196,6 +231,11 @@ def backend_of(x) -> str:
 
 
 def device_of(x) -> str:
+    t = type(x)
+    if t is np.ndarray:
+        return "cpu"
+    if t.__name__ == "Tensor" and t.__module__ == "torch":
+        return str(x.device)
     return str(_device(x))
 
 
@@ -205,6 +245,11 @@ def dtype_name(x) -> str:
 
 def check_floating(x, fn: str, arg: str = "x") -> None:
     """``TypeError`` unless ``x`` is a floating-point array of a supported backend."""
+    t = type(x)
+    if t is np.ndarray and x.dtype.kind == "f" and x.dtype.itemsize <= 8:  # fast paths, common case
+        return
+    if t.__name__ == "Tensor" and t.__module__ == "torch" and x.is_floating_point():
+        return
     if not (is_numpy_array(x) or is_torch_array(x)):
         raise TypeError(f"{fn}: {arg} must be a numpy array or torch tensor, got {type(x).__name__}")
     if dtype_name(x) not in ("float16", "bfloat16", "float32", "float64"):

@@ -62,10 +62,10 @@ def _ns_many(fn: str, **arrays):
         check_floating(a, fn, name)
     check_same_backend(fn, **present)
     names = list(present)
-    dt = dtype_name(present[names[0]])
+    first = present[names[0]]
     for name in names[1:]:
-        if dtype_name(present[name]) != dt:
-            raise TypeError(f"{fn}: {name} must have the dtype of {names[0]} ({dt}), "
+        if present[name].dtype != first.dtype:
+            raise TypeError(f"{fn}: {name} must have the dtype of {names[0]} ({dtype_name(first)}), "
                             f"got {dtype_name(present[name])}")
     return array_namespace(*present.values())
 
@@ -127,14 +127,14 @@ def _reduction(fn: str, reduction) -> str:
 def relu(x):
     """Rectified linear unit ``max(x, 0)``.  x: (...) -> (...)."""
     xp = _ns("relu", x)
-    return xp.maximum(x, 0)
+    return xp.maximum(x, 0.0)
 
 
 def relu_backward(grad_out, x):
     """``∂L/∂x = grad_out · 1[x > 0]`` (the gradient at exactly 0 is 0, as in torch)."""
-    xp = _ns("relu_backward", x)
+    _ns("relu_backward", x)
     _grad("relu_backward", grad_out, x.shape, "x")
-    return xp.where(x > 0, grad_out, 0)
+    return grad_out * (x > 0)  # a boolean factor: much faster than where(x > 0, g, 0)
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -223,10 +223,19 @@ def selu(x):
     """SELU (Klambauer et al. 2017): ``λ x`` for ``x > 0``, ``λ α (eˣ − 1)`` otherwise.
 
     With :data:`ALPHA` and :data:`LAMBDA` chosen so that zero-mean, unit-variance inputs keep
-    zero mean and unit variance. Branch-free: ``λ (max(x, 0) + α expm1(min(x, 0)))``.
+    zero mean and unit variance. Branch-free: ``λ max(x, 0) + λα (exp(min(x, 0)) − 1)``, in
+    place on temporaries. (``exp(·) − 1`` instead of ``expm1``: NumPy's float32 ``exp`` is
+    vectorized and several times faster; the absolute error stays below ``2u·λα`` for ``u`` the
+    unit roundoff, only the *relative* error grows for ``|x| ≪ 1`` negative.)
     """
     xp = _ns("selu", x)
-    return LAMBDA * (xp.maximum(x, 0) + ALPHA * xp.expm1(xp.minimum(x, 0)))
+    out = xp.exp(xp.minimum(x, 0.0))
+    out -= 1.0
+    out *= LAMBDA * ALPHA
+    pos = xp.maximum(x, 0.0)
+    pos *= LAMBDA
+    out += pos
+    return out
 
 
 def selu_backward(grad_out, x):
@@ -237,9 +246,11 @@ def selu_backward(grad_out, x):
     """
     xp = _ns("selu_backward", x)
     _grad("selu_backward", grad_out, x.shape, "x")
-    d = xp.exp(xp.minimum(x, 0))
+    d = xp.exp(xp.minimum(x, 0.0))
     d *= LAMBDA * ALPHA
-    d += xp.astype(x > 0, x.dtype) * (LAMBDA * (1.0 - ALPHA))
+    step = xp.astype(x > 0, x.dtype)
+    step *= LAMBDA * (1.0 - ALPHA)
+    d += step
     d *= grad_out
     return d
 
@@ -338,7 +349,7 @@ def maxout_backward(grad_out, x, pieces):
     xr = xp.reshape(x, shape)
     idx = xp.argmax(xr, axis=-1, keepdims=True)
     hit = idx == xp.arange(pieces, device=_device(x))
-    return xp.reshape(xp.where(hit, grad_out[..., None], 0), tuple(x.shape))
+    return xp.reshape(grad_out[..., None] * hit, tuple(x.shape))
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,7 +492,7 @@ def cross_entropy(logits, target, reduction="mean"):
     reduction = _reduction(fn, reduction)
     logp = log_softmax(logits, dim=1)
     hit = _onehot(xp, target, logits.shape[1], logits)
-    nll = -xp.sum(xp.where(hit, logp, 0), axis=1)
+    nll = -xp.sum(logp * hit, axis=1)
     if reduction == "none":
         return nll
     total = xp.sum(nll)
@@ -500,7 +511,7 @@ def cross_entropy_backward(grad_out, logits, target, reduction="mean"):
     reduction = _reduction(fn, reduction)
     n, c = logits.shape
     d = softmax(logits, dim=1)
-    d = xp.where(_onehot(xp, target, c, logits), d - 1.0, d)
+    d -= xp.astype(_onehot(xp, target, c, logits), d.dtype)
     if reduction == "none":
         _grad(fn, grad_out, (n,), "the per-sample losses")
         return d * xp.reshape(grad_out, (-1, 1))

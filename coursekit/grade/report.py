@@ -71,21 +71,23 @@ def _png(fig) -> str:
 
 
 def _plots(lab, records, miscon) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # no pyplot: no global state, no GUI backend, faster import
+
+    def subplots(figsize):
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots()
+
     imgs = []
     totals = [r["score"] for r in records]
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = subplots(figsize=(6, 3))
     ax.hist(totals, bins=min(20, max(5, len(set(totals)))), range=(0, max(lab.points, 1e-9)), color="#4c72b0")
     ax.set_xlabel(f"total score (max {lab.points:g})")
     ax.set_ylabel("students")
     ax.set_title("Distribution of total scores")
     imgs.append(_png(fig))
-    plt.close(fig)
 
     nq = len(lab.questions)
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * nq), 3.2))
+    fig, ax = subplots(figsize=(max(6, 1.1 * nq), 3.2))
     fr = np.asarray([[r["questions"][qi]["score"] / q.points if q.points else 0.0 for r in records]
                      for qi, q in enumerate(lab.questions)])
     zero, full = (fr <= 0).mean(axis=1), (fr >= 1).mean(axis=1)
@@ -100,17 +102,15 @@ def _plots(lab, records, miscon) -> list[str]:
     ax.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
     ax.set_title("Score distribution per question")
     imgs.append(_png(fig))
-    plt.close(fig)
 
     if miscon:
         top = miscon[:12]
-        fig, ax = plt.subplots(figsize=(6, 0.35 * len(top) + 1))
+        fig, ax = subplots(figsize=(6, 0.35 * len(top) + 1))
         ax.barh(range(len(top))[::-1], [m["students"] for m in top], color="#8172b3")
         ax.set_yticks(range(len(top))[::-1], [f"{m['question'].split('.')[-1]}: {m['name']}" for m in top])
         ax.set_xlabel("students")
         ax.set_title("Most frequent misconceptions")
         imgs.append(_png(fig))
-        plt.close(fig)
     return imgs
 
 
