@@ -28,9 +28,10 @@ from array_api_compat import is_numpy_array, is_torch_array
 
 __all__ = [
     "BACKENDS", "array_namespace", "set_default_backend", "get_default_backend", "namespace",
-    "asarray", "asarray_int64", "zeros", "foreach_add", "foreach_mul", "to_numpy", "backend_of", "device_of", "Generator", "manual_seed",
+    "asarray", "asarray_int64", "zeros", "foreach_add", "foreach_mul",
+    "foreach_sqrt", "foreach_addcmul", "foreach_addcdiv", "to_numpy", "backend_of", "device_of", "Generator", "manual_seed",
     "default_generator", "generator_like", "check_floating", "check_same_backend",
-    "torch_available", "cuda_available",
+    "torch_available", "cuda_available", "positive_mask", "sum_product",
 ]
 
 BACKENDS = ("numpy", "torch")
@@ -179,15 +180,24 @@ def asarray_int64(x, *, backend: str | None = None, device: str | None = None):
     return torch.from_numpy(x).to(device)
 
 
-def foreach_add(xs, ys, *, alpha=1.0) -> list:
-    """``[x + alpha·y for x, y in zip(xs, ys)]`` as new arrays (inputs untouched).
+# "foreach" list operations, used by coursekit.optim's kernels. Each returns NEW arrays (inputs are
+# untouched). For torch tensors each is ONE fused call over the whole list (``torch._foreach_*``,
+# the kernels behind ``torch.optim``'s ``foreach=True``), which saves a launch per tensor and the
+# temporaries; for other backends a plain loop with the same arithmetic.
+def _torch_list(xs) -> bool:
+    return bool(xs) and is_torch_array(xs[0])
 
-    For torch tensors this is one fused call over the whole list (``torch._foreach_add``, the
-    kernel behind ``torch.optim``'s ``foreach=True``), which saves a per-tensor launch and the
-    temporary ``alpha·y``; elsewhere a plain loop. Used by ``coursekit.optim``'s list kernels.
-    """
-    xs, ys = list(xs), list(ys)
-    if xs and is_torch_array(xs[0]):
+
+def foreach_add(xs, ys, *, alpha=1.0) -> list:
+    """``[x + alpha·y for x, y in zip(xs, ys)]``; ``ys`` may also be one Python number ``y``."""
+    xs = list(xs)
+    if isinstance(ys, (int, float)):
+        if _torch_list(xs):
+            import torch
+            return list(torch._foreach_add(xs, alpha * ys))
+        return [x + alpha * ys for x in xs]
+    ys = list(ys)
+    if _torch_list(xs):
         import torch
         return list(torch._foreach_add(xs, ys, alpha=alpha))
     if alpha == 1.0:
@@ -196,12 +206,39 @@ def foreach_add(xs, ys, *, alpha=1.0) -> list:
 
 
 def foreach_mul(xs, scalar) -> list:
-    """``[scalar·x for x in xs]`` as new arrays; one fused call for torch (``torch._foreach_mul``)."""
+    """``[scalar·x for x in xs]``."""
     xs = list(xs)
-    if xs and is_torch_array(xs[0]):
+    if _torch_list(xs):
         import torch
         return list(torch._foreach_mul(xs, scalar))
     return [scalar * x for x in xs]
+
+
+def foreach_sqrt(xs) -> list:
+    """``[√x for x in xs]``."""
+    xs = list(xs)
+    if _torch_list(xs):
+        import torch
+        return list(torch._foreach_sqrt(xs))
+    return [array_namespace(x).sqrt(x) for x in xs]
+
+
+def foreach_addcmul(xs, ys, zs, *, value=1.0) -> list:
+    """``[x + value·y·z for x, y, z in zip(xs, ys, zs)]``."""
+    xs, ys, zs = list(xs), list(ys), list(zs)
+    if _torch_list(xs):
+        import torch
+        return list(torch._foreach_addcmul(xs, ys, zs, value=value))
+    return [x + value * (y * z) for x, y, z in zip(xs, ys, zs, strict=True)]
+
+
+def foreach_addcdiv(xs, ys, zs, *, value=1.0) -> list:
+    """``[x + value·y/z for x, y, z in zip(xs, ys, zs)]``."""
+    xs, ys, zs = list(xs), list(ys), list(zs)
+    if _torch_list(xs):
+        import torch
+        return list(torch._foreach_addcdiv(xs, ys, zs, value=value))
+    return [x + value * (y / z) for x, y, z in zip(xs, ys, zs, strict=True)]
 
 
 def zeros(shape, *, backend: str | None = None, device: str | None = None, dtype: str | None = None):
@@ -241,6 +278,34 @@ def device_of(x) -> str:
 
 def dtype_name(x) -> str:
     return str(x.dtype).replace("torch.", "")
+
+
+def positive_mask(x):
+    """A multiplicative mask, 1 where ``x > 0`` and 0 elsewhere, for ``grad * mask`` (ReLU's backward).
+
+    The fastest form differs by backend: NumPy multiplies by a boolean array directly, while on
+    torch CPU a comparison costs several times an arithmetic op, and ``sign(clamp(x, min=0))``
+    (1.0 / 0.0 in ``x``'s dtype) is faster.
+    """
+    if backend_of(x) == "torch":
+        import torch
+        return torch.sign(torch.clamp(x, min=0))
+    return x > 0
+
+
+def sum_product(a, b, axes: tuple):
+    """``Σ a·b`` over ``axes`` (a and b of one shape), without materializing ``a·b`` where possible.
+
+    NumPy: ``einsum`` fuses the product into the reduction (several times faster than
+    ``sum(a * b)`` for large arrays, and no temporary). torch: ``sum(a * b)``, which its CPU
+    kernels already do well (torch's einsum turns this pattern into a slow batched matmul).
+    """
+    if backend_of(a) == "numpy":
+        letters = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
+        keep = "".join(c for i, c in enumerate(letters) if i not in axes)
+        return np.einsum(f"{letters},{letters}->{keep}", a, b)
+    import torch
+    return torch.sum(a * b, dim=tuple(axes))
 
 
 def check_floating(x, fn: str, arg: str = "x") -> None:

@@ -558,10 +558,24 @@ class ELU(_Elementwise):
     def extra_repr(self): return f"alpha={self.alpha}"
 
 
-class SELU(_Elementwise):
-    """``λ x`` for x > 0, ``λ α (eˣ − 1)`` otherwise (:data:`F.ALPHA`, :data:`F.LAMBDA`)."""
-    def _f(self, x): return F.selu(x)
-    def _df(self, g, x): return F.selu_backward(g, x)
+class SELU(Module):
+    """``λ x`` for x > 0, ``λ α (eˣ − 1)`` otherwise (:data:`F.ALPHA`, :data:`F.LAMBDA`).
+
+    Keeps input and output: the backward pass reuses the output instead of a second ``exp``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._saved_arrs = None
+
+    def forward(self, x):
+        y = F.selu(x)
+        self._saved_arrs = (x, y)
+        return y
+
+    def backward(self, grad_out):
+        x, y = self._saved(self._saved_arrs)
+        return F.selu_backward(grad_out, x, out=y)
 
 
 class Sigmoid(_Elementwise):

@@ -22,10 +22,11 @@ i.e. the weights first *decay* by the factor ``1 − ηλ`` and then take the pl
 momentum). The test ``test_weight_decay_is_l2_gradient`` checks the three forms agree.
 
 The classes write a *new* array into ``param.data`` at every step (inputs are never modified in
-place), so arrays that a caller kept from an earlier step remain valid. :class:`SGD` updates all
-parameters of a group with one fused call per line of the update on torch (the "foreach" path of
-``torch.optim``), through :func:`coursekit.backend.foreach_add`; :func:`sgd_step` is the same
-kernel applied to one array.
+place), so arrays that a caller kept from an earlier step remain valid. The kernels work on lists
+of arrays: :class:`SGD` and :class:`Adagrad` update all parameters of a group with one fused call
+per line of the update on torch (the "foreach" path of ``torch.optim``, via the ``foreach_*``
+helpers of :mod:`coursekit.backend`) and a loop on NumPy; :func:`sgd_step` and
+:func:`adagrad_step` are the same kernels applied to one array.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ import copy
 import math
 import numbers
 
-from .backend import array_namespace, check_floating, foreach_add, foreach_mul
+from .backend import (array_namespace, check_floating, foreach_add, foreach_addcdiv, foreach_addcmul,
+                      foreach_mul, foreach_sqrt)
 
 __all__ = [
     "sgd_step", "momentum_step", "adagrad_step", "Optimizer", "SGD", "Adagrad",
@@ -179,13 +181,17 @@ def momentum_step(param, grad, velocity, *, lr, momentum):
     return param + velocity, velocity
 
 
-def _adagrad(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps):
-    xp = array_namespace(param)
+def _adagrad(params, grads, sums, step, lr, lr_decay, weight_decay, eps):
+    """The Adagrad kernel on *lists* of arrays that share the step count ``step`` (1-based).
+
+    One fused call per line for torch tensors, a loop for NumPy. Returns ``(new_params, new_sums)``.
+    """
     if weight_decay != 0.0:
-        grad = grad + weight_decay * param
-    clr = lr / (1.0 + (step - 1) * lr_decay)
-    state_sum = state_sum + grad * grad
-    return param - clr * (grad / (xp.sqrt(state_sum) + eps)), state_sum
+        grads = foreach_add(grads, params, alpha=weight_decay)          # g + λθ
+    clr = lr / (1.0 + (step - 1) * lr_decay)                            # decayed lr
+    sums = foreach_addcmul(sums, grads, grads)                          # G + g²
+    std = foreach_add(foreach_sqrt(sums), eps)                          # √G + eps
+    return foreach_addcdiv(params, grads, std, value=-clr), sums        # θ − clr g / (√G + eps)
 
 
 def adagrad_step(param, grad, state_sum, step, *, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-10):
@@ -208,7 +214,8 @@ def adagrad_step(param, grad, state_sum, step, *, lr=0.01, lr_decay=0.0, weight_
     _check_pair(fn, param, state_sum, gname="state_sum")
     step = _check_int(fn, "step", step, low=1)
     h = _check_adagrad_hyper(fn, lr, lr_decay, weight_decay, eps)
-    return _adagrad(param, grad, state_sum, step, **h)
+    (new_param,), (new_sum,) = _adagrad([param], [grad], [state_sum], step, **h)
+    return new_param, new_sum
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,12 +367,17 @@ class Adagrad(Optimizer):
     def step(self) -> None:
         for g in self.param_groups:
             h = (g["lr"], g["lr_decay"], g["weight_decay"], g["eps"])
+            by_step: dict[int, list] = {}  # parameters skipped in some steps have fewer steps
             for p in g["params"]:
-                if p.grad is None:
-                    continue
-                st = self.state[id(p)]
-                st["step"] += 1
-                p.data, st["sum"] = _adagrad(p.data, p.grad, st["sum"], st["step"], *h)
+                if p.grad is not None:
+                    st = self.state[id(p)]
+                    st["step"] += 1
+                    by_step.setdefault(st["step"], []).append((p, st))
+            for step, items in by_step.items():
+                new_params, new_sums = _adagrad([p.data for p, _ in items], [p.grad for p, _ in items],
+                                                [st["sum"] for _, st in items], step, *h)
+                for (p, st), data, G in zip(items, new_params, new_sums):
+                    p.data, st["sum"] = data, G
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).parent / "grade_fixtures"))
 import attacks  # noqa: E402
 import fixture_lab as FX  # noqa: E402
 
-from coursekit.grade import engine  # noqa: E402
 from coursekit.grade.engine import Grader  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,12 +61,12 @@ class _Listener:
         self.sock.close()
 
 
-def _sandbox_pids():
+def _pids_of(uids):
     pids = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if 60000 <= os.stat(f"/proc/{d}").st_uid < 60000 + 256:
+                if os.stat(f"/proc/{d}").st_uid in uids:
                     pids.append(int(d))
             except OSError:
                 pass
@@ -95,14 +94,17 @@ def run(tmp_path_factory):
         FX.write_notebook(subs / f"{name}.ipynb", FX.notebook({"relu": attacks.source(name, params)}))
     t0 = time.perf_counter()
     try:
-        records = Grader(lab_nb, out, lab=FX.LAB, solution_nb=FX.notebook(), jobs=2, progress=False,
-                         log=lambda m: None).grade([subs])
+        grader = Grader(lab_nb, out, lab=FX.LAB, solution_nb=FX.notebook(), jobs=2, progress=False,
+                        log=lambda m: None)
+        records = grader.grade([subs])
         elapsed = time.perf_counter() - t0
+        leftovers = _pids_of(set(grader.uids))
         time.sleep(2.0)            # the daemon would have written its marker by now
     finally:
         listener.close()
     return {"records": {r["student"]: r for r in records}, "out": out, "markers": markers,
-            "listener": listener, "elapsed": elapsed, "lab_nb": lab_nb}
+            "listener": listener, "elapsed": elapsed, "lab_nb": lab_nb,
+            "uids": grader.uids, "leftovers": leftovers}
 
 
 def _q(rec, fn):
@@ -147,7 +149,9 @@ def test_leaks_and_side_effects_blocked(run):
     assert not (m / "host").exists(), "the job wrote the host's filesystem"
     assert not (m / "daemon").exists(), "a daemon outlived its sandbox"
     assert run["listener"].accepted == [], "the sandbox reached a host TCP listener"
-    assert _sandbox_pids() == [], "sandbox processes are still running"
+    assert run["leftovers"] == [], "sandbox processes were still running after the run"
+    if os.geteuid() == 0:
+        assert len(set(run["uids"])) == 2 and min(run["uids"]) >= 60000   # one non-root uid per worker
     assert not (run["out"] / "gradescope" / "forged-exit" / "results.json").read_text().count('"score": 7.0')
 
 

@@ -95,3 +95,15 @@ def test_bad_backend_device_dtype():
         B.zeros((2,), dtype="int8")
     with pytest.raises(TypeError, match=r"backend_of: expected a numpy array or torch tensor, got list"):
         B.backend_of([1])
+
+
+def test_positive_mask_and_sum_product(make, rng):
+    x_np = np.array([[-1.0, 0.0, 2.0], [3.0, -0.0, 1e-30]])
+    mask = B.positive_mask(make(x_np))
+    g = make(np.full((2, 3), 5.0))
+    np.testing.assert_array_equal(B.to_numpy(g * mask), [[0, 0, 5], [5, 0, 5]])
+    a_np, b_np = rng.standard_normal((4, 3, 5)), rng.standard_normal((4, 3, 5))
+    got = B.sum_product(make(a_np), make(b_np), (0, 2))
+    np.testing.assert_allclose(B.to_numpy(got), (a_np * b_np).sum(axis=(0, 2)), rtol=1e-12)
+    np.testing.assert_allclose(B.to_numpy(B.sum_product(make(a_np), make(b_np), (0,))), (a_np * b_np).sum(0),
+                               rtol=1e-12)

@@ -48,6 +48,7 @@ ACTIVATIONS = {
     "leaky_relu_default": (F.leaky_relu, lambda g, x, y: F.leaky_relu_backward(g, x), TF.leaky_relu),
     "elu": (lambda x: F.elu(x, 0.7), lambda g, x, y: F.elu_backward(g, x, 0.7), lambda x: TF.elu(x, 0.7)),
     "selu": (F.selu, lambda g, x, y: F.selu_backward(g, x), TF.selu),
+    "selu_from_output": (F.selu, lambda g, x, y: F.selu_backward(g, x, out=y), TF.selu),
     "sigmoid": (F.sigmoid, lambda g, x, y: F.sigmoid_backward(g, y), torch.sigmoid),
     "tanh": (F.tanh, lambda g, x, y: F.tanh_backward(g, y), torch.tanh),
     "softplus": (F.softplus, lambda g, x, y: F.softplus_backward(g, x), TF.softplus),

@@ -136,6 +136,25 @@ def test_parameters_without_grad_are_skipped(make):
     assert a.grad is None
 
 
+def test_adagrad_counts_steps_per_parameter(make, rng):
+    """A parameter without a gradient in some steps keeps its own step count (torch semantics)."""
+    a0, b0 = make(rng.normal(size=3)), make(rng.normal(size=(2, 2)))
+    a, b = nn.Parameter(a0), nn.Parameter(b0)
+    opt = optim.Adagrad([a, b], lr=0.5, lr_decay=0.3)
+    ra, rb, Ga, Gb, tb = a0, b0, a0 * 0, b0 * 0, 0
+    for t in range(1, 6):
+        ga, gb = make(rng.normal(size=3)), make(rng.normal(size=(2, 2)))
+        a.grad, b.grad = ga, (gb if t % 2 == 0 else None)
+        opt.step()
+        ra, Ga = optim.adagrad_step(ra, ga, Ga, t, lr=0.5, lr_decay=0.3)
+        if t % 2 == 0:
+            tb += 1
+            rb, Gb = optim.adagrad_step(rb, gb, Gb, tb, lr=0.5, lr_decay=0.3)
+    assert opt.state[id(a)]["step"] == 5 and opt.state[id(b)]["step"] == 2
+    np.testing.assert_allclose(B.to_numpy(a.data), B.to_numpy(ra), rtol=1e-14)
+    np.testing.assert_allclose(B.to_numpy(b.data), B.to_numpy(rb), rtol=1e-14)
+
+
 def test_param_groups_have_their_own_lr(make):
     a, b = nn.Parameter(make(np.ones(2))), nn.Parameter(make(np.ones(2)))
     opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.1}], lr=1.0)

@@ -29,8 +29,8 @@ import numpy as np
 
 from . import protocol
 from .notebook import MAX_NOTEBOOK_BYTES, SubmissionError, extract_answers, read_notebook, solution_cell_ids
-from .sandbox import Limits, RunResult, Sandbox, SandboxUnavailable, UNPROTECTED, sandbox_ready, sandbox_venv, \
-    setup_sandbox
+from .sandbox import (UNPROTECTED, Limits, RunResult, Sandbox, SandboxUnavailable, _share, sandbox_ready,
+                      sandbox_venv, setup_sandbox)
 
 __all__ = ["GRADER_VERSION", "Grader", "PreparedLab", "discover_submissions", "student_id", "atomic_write",
            "safe_name", "load_lab_notebook", "load_lab_spec", "grade"]
@@ -457,7 +457,6 @@ class Grader:
             (job / "job.json").write_text(json.dumps({
                 "cells": ex.cells, "questions": self.prep.questions_json,
                 "cell_budget_s": max(1.0, self.timeout / 2), "max_frame": self.limits.max_frame}))
-            from .sandbox import _share
             _share(job, sb.uid(slot))
             run = sb.run(job, timeout=self.timeout + 2.0, slot=slot)
         finally:
@@ -500,6 +499,7 @@ class Grader:
                 bar.close()
         finally:
             if sb is not None:
+                self.uids = list(sb._uids)   # the sandbox uids this run used (empty when not root)
                 sb.close()
             shutil.rmtree(self._base, ignore_errors=True)
         ordered = [records[student_id(p)] for p in paths]

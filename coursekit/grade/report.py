@@ -80,7 +80,10 @@ def _plots(lab, records, miscon) -> list[str]:
     imgs = []
     totals = [r["score"] for r in records]
     fig, ax = subplots(figsize=(6, 3))
-    ax.hist(totals, bins=min(20, max(5, len(set(totals)))), range=(0, max(lab.points, 1e-9)), color="#4c72b0")
+    top = max(lab.points, 1.0)
+    nbins = int(min(40, max(5, np.ceil(top) + 1)))
+    ax.hist(totals, bins=np.linspace(-top / (2 * (nbins - 1)), top + top / (2 * (nbins - 1)), nbins + 1),
+            color="#4c72b0", edgecolor="white")
     ax.set_xlabel(f"total score (max {lab.points:g})")
     ax.set_ylabel("students")
     ax.set_title("Distribution of total scores")

@@ -100,6 +100,15 @@ def setup_sandbox(venv: str | os.PathLike | None = None, *, python: str | None =
                          f"got {python!r} -> {real!r}; set COURSEKIT_SANDBOX_PYTHON")
     venv.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(venv.parent, os.stat(venv.parent).st_mode | 0o755)
+    import fcntl
+    with open(venv.parent / f".{venv.name}.lock", "w") as lock:   # one builder at a time (pytest-xdist)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if sandbox_ready(venv) and not force:
+            return venv
+        return _build_venv(venv, python, log)
+
+
+def _build_venv(venv: Path, python: str, log) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{venv.name}.", dir=venv.parent))
     log(f"coursekit: building the sandbox venv at {venv} from {python} (numpy=={NUMPY_PIN}) ...")
     try:
