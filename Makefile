@@ -5,6 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
+# One BLAS/OpenMP thread per process: the notebooks and test workers run side by side on few cores,
+# and oversubscribed BLAS threads made training ~14x slower on 2 cores. (benchmarks/ sets its own.)
+export OMP_NUM_THREADS      ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS      ?= 1
+
 .PHONY: test bench clean book
 
 $(STAMP): requirements.txt pyproject.toml

@@ -719,11 +719,10 @@ class Highway(Module):
     Sub-modules: ``transform`` (Linear for H), ``act``, ``gate`` (Linear for T).
     """
 
-    def __init__(self, features, activation=None, *, gate_bias=-1.0, backend=None, device=None, dtype=None,
+    def __init__(self, features, activation=ReLU, *, gate_bias=-1.0, backend=None, device=None, dtype=None,
                  generator=None):
         super().__init__()
         self.features = _positive_int("Highway", "features", features)
-        activation = ReLU if activation is None else activation
         if isinstance(activation, Module):
             act = activation
         elif isinstance(activation, type) and issubclass(activation, Module):

@@ -215,7 +215,8 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs, batch_size, X_val=None, y_va
             optimizer.step()
             if before is not None:
                 d = watched.data - before
-                ratio_sum = ratio_sum + xp.sqrt(xp.sum(d * d)) / xp.sqrt(xp.sum(before * before))
+                wn = xp.sqrt(xp.sum(before * before))  # 0 for an all-zero start: ratio undefined (nan)
+                ratio_sum = ratio_sum + xp.where(wn > 0, xp.sqrt(xp.sum(d * d)) / xp.where(wn > 0, wn, 1.0), xp.nan)
             loss_sum = loss_sum + loss * Xb.shape[0]
             if labels:
                 correct = correct + xp.sum(xp.astype(xp.argmax(out, axis=1) == yb, out.dtype))

@@ -366,6 +366,7 @@ class Grader:
         self.jobs = jobs or os.cpu_count() or 1
         self.timeout = float(timeout if timeout is not None else lab.timeout_s)
         self.limits, self.progress, self.isolate = limits, progress, sandbox
+        self.uids: list[int] = []
         self.venv = Path(venv) if venv is not None else sandbox_venv()
         self.seed = self._resolve_seed(seed)
         self.prep = PreparedLab.build(lab, self.seed, solution_nb, timeout_s=self.timeout)
