@@ -21,6 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/coursekit grade --setup-sandbox
 	$(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax
 
 # The book: widget JS from the npm registry (pinned in tools/fetch_widgets.sh), MathJax bundled by

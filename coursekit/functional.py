@@ -16,6 +16,11 @@ Conventions (shared with ``torch.nn.functional``: names, argument names and defa
   cheapest in terms of it (``σ' = σ(1 − σ)``); torch's internal kernels make the same choice.
 * Where a function is not differentiable (ReLU at 0, the kinks of maxout), the gradient follows
   torch: ``relu'(0) = 0``, ``leaky_relu'(0) = negative_slope``, ``elu'(0) = alpha``.
+* Layers with randomness or state hand back what their backward pass needs instead of keeping
+  it: ``dropout(..., return_mask=True) -> (y, mask)`` and ``dropout_backward(grad_out, mask, p)``;
+  ``batch_norm(...) -> BatchNormOutput(out, running_mean, running_var, cache)`` (the *new*
+  running statistics are returned, the inputs are never written) and
+  ``batch_norm_backward(grad_out, cache)``.
 * Bad arguments raise ``ValueError``/``TypeError`` naming the function and the argument.
 """
 from __future__ import annotations
@@ -386,9 +391,9 @@ def linear(x, weight, bias=None):
     x: (..., in_features); weight: (out_features, in_features) (torch's layout); bias:
     (out_features,) or None  ->  y: (..., out_features).
     """
-    xp = _ns_many("linear", x=x, weight=weight, bias=bias)
+    _ns_many("linear", x=x, weight=weight, bias=bias)
     _check_linear("linear", x, weight, bias)
-    y = xp.matmul(x, weight.T)
+    y = x @ weight.T  # the operator: no wrapper overhead on torch
     if bias is not None:
         y += bias
     return y
@@ -405,9 +410,9 @@ def linear_backward(grad_out, x, weight, bias=None):
     _check_linear(fn, x, weight, bias)
     out_f, in_f = weight.shape
     _grad(fn, grad_out, tuple(x.shape[:-1]) + (out_f,))
-    grad_x = xp.matmul(grad_out, weight)
+    grad_x = grad_out @ weight
     g2 = xp.reshape(grad_out, (-1, out_f))
-    grad_w = xp.matmul(g2.T, xp.reshape(x, (-1, in_f)))
+    grad_w = g2.T @ xp.reshape(x, (-1, in_f))
     grad_b = xp.sum(g2, axis=0) if bias is not None else None
     return grad_x, grad_w, grad_b
 

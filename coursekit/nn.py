@@ -109,14 +109,18 @@ class Module:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
-        if "_parameters" not in self.__dict__:
+        d = self.__dict__
+        params, mods = d.get("_parameters"), d.get("_modules")
+        if params is None:
             raise AttributeError(f"{type(self).__name__}: call Module.__init__() before assigning attributes")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        if name in params:
+            del params[name]
+        if name in mods:
+            del mods[name]
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            params[name] = value
         elif isinstance(value, Module):
-            self._modules[name] = value
+            mods[name] = value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent / "grade_fixtures"))
 import attacks  # noqa: E402
 import fixture_lab as FX  # noqa: E402
 
+from coursekit.grade import sandbox  # noqa: E402
 from coursekit.grade.engine import Grader  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,13 +93,20 @@ def run(tmp_path_factory):
               "daemon_marker": str(markers / "daemon")}
     for name in attacks.ATTACKS:
         FX.write_notebook(subs / f"{name}.ipynb", FX.notebook({"relu": attacks.source(name, params)}))
+    leftovers = []
+    real_close = sandbox.Sandbox.close
+
+    def close_and_check(self):  # before the uids are released (a concurrent run may take them next)
+        leftovers.extend(_pids_of(set(self._uids)))
+        real_close(self)
     t0 = time.perf_counter()
     try:
-        grader = Grader(lab_nb, out, lab=FX.LAB, solution_nb=FX.notebook(), jobs=2, progress=False,
-                        log=lambda m: None)
-        records = grader.grade([subs])
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(sandbox.Sandbox, "close", close_and_check)
+            grader = Grader(lab_nb, out, lab=FX.LAB, solution_nb=FX.notebook(), jobs=2, progress=False,
+                            log=lambda m: None)
+            records = grader.grade([subs])
         elapsed = time.perf_counter() - t0
-        leftovers = _pids_of(set(grader.uids))
         time.sleep(2.0)            # the daemon would have written its marker by now
     finally:
         listener.close()

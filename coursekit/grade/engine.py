@@ -474,7 +474,8 @@ class Grader:
         paths = discover_submissions(submissions, exclude=[self.lab_notebook] if self.lab_notebook else [])
         self.out.mkdir(parents=True, exist_ok=True)
         base_parent = os.environ.get("COURSEKIT_GRADE_TMP") or tempfile.gettempdir()
-        self._base = Path(tempfile.mkdtemp(prefix="coursekit-grade-", dir=base_parent))
+        _remove_stale_bases(base_parent)
+        self._base = Path(tempfile.mkdtemp(prefix=f"coursekit-grade-{os.getpid()}-", dir=base_parent))
         os.chmod(self._base, 0o711)
         self._runner_src = _RUNNER.read_bytes()
         records: dict[str, dict] = {}
@@ -517,6 +518,21 @@ class Grader:
             return _empty_result(self.prep, student, str(path), "", "", "grader-error",
                                  f"the grader failed on this submission ({type(e).__name__}: {e}); "
                                  f"it will be regraded on the next run")
+
+
+def _remove_stale_bases(parent) -> None:
+    """Delete the job folders of grading runs that were killed (their pid, in the name, is gone)."""
+    if not os.path.isdir("/proc/self"):
+        return
+    for p in Path(parent).glob("coursekit-grade-*-*"):
+        pid = p.name.split("-")[2]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}") and p.is_dir() and p.owner() == _whoami():
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _whoami() -> str:
+    import pwd
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def _progress(total, enabled, desc):

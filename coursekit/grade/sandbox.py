@@ -231,11 +231,16 @@ class Sandbox:
         process ends), so that concurrent grading runs never share a uid: RLIMIT_NPROC counts every
         process of a uid, and a killed job's processes take a moment to disappear."""
         import fcntl
-        os.makedirs(_LOCK_DIR, mode=0o700, exist_ok=True)
+        lock_dir = _LOCK_DIR
+        try:
+            os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+        except OSError:  # no /run/lock (a minimal container): fall back to the temp folder
+            lock_dir = os.path.join(tempfile.gettempdir(), "coursekit-grade-uids")
+            os.makedirs(lock_dir, mode=0o700, exist_ok=True)
         for uid in range(_BASE_UID, _BASE_UID + _UID_RANGE):
             if len(self._uids) == n:
                 return
-            fd = os.open(os.path.join(_LOCK_DIR, f"{uid}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(os.path.join(lock_dir, f"{uid}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -348,6 +353,9 @@ class Sandbox:
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"} if self.isolate else _fallback_env(),
                                  cwd=str(job_dir), close_fds=True, pass_fds=(w,), start_new_session=True, **kw)
+        except BaseException:
+            os.close(r)
+            raise
         finally:
             os.close(w)
         out, res, reason = bytearray(), bytearray(), None

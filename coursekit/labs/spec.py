@@ -321,8 +321,10 @@ def _diff(question, got_list, exp_list, n, rtol, atol, detail: bool) -> str | No
             both = np.isfinite(gf) & np.isfinite(ef) & ~ok
             if both.any():
                 abs_err = np.abs(gf - ef)[both]
-                rel_err = abs_err / np.maximum(np.abs(ef[both]), np.finfo(np.float64).tiny)
-                msg += f"; max abs error {abs_err.max():.3g}, max rel error {rel_err.max():.3g}"
+                msg += f"; max abs error {abs_err.max():.3g}"
+                scale = np.abs(ef[both])
+                if (scale > 0).any():  # relative error is meaningless where the expected value is 0
+                    msg += f", max rel error {(abs_err[scale > 0] / scale[scale > 0]).max():.3g}"
         msg += f" (tolerance rtol={rtol:g}, atol={atol:g})"
         if detail and ok.ndim:
             idx = [tuple(int(i) for i in row) for row in bad[:_MAX_LISTED]]
