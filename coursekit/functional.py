@@ -629,8 +629,13 @@ def dropout_backward(grad_out, mask, p=0.5):
 # batch normalization
 # --------------------------------------------------------------------------------------------
 class BatchNormCache(NamedTuple):
-    """What :func:`batch_norm_backward` needs from the forward pass."""
-    x_hat: Any       #: normalized input ``(x − μ)/sqrt(σ² + eps)``, shape of x
+    """What :func:`batch_norm_backward` needs from the forward pass.
+
+    The normalized input is ``x̂ = x_centered · inv_std`` (per channel); it is not stored, which
+    saves a full pass over the data in the forward (the backward folds ``inv_std`` into
+    per-channel factors instead).
+    """
+    x_centered: Any  #: ``x − μ`` (batch mean, or running mean in eval mode), shape of x
     inv_std: Any     #: ``1/sqrt(σ² + eps)``, shape (C,)
     weight: Any      #: γ (C,) or None
     has_bias: bool   #: whether β was given (then its gradient is returned)
@@ -698,8 +703,6 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         xc = x - mean
         var = sum_product(xc, xc, axes) * (1.0 / m)        # (C,), fused: no (x - μ)² temporary
         inv_std = 1.0 / xp.sqrt(var + eps)
-        x_hat = xc
-        x_hat *= xp.reshape(inv_std, bshape)
         if running_mean is not None:
             new_mean = running_mean * (1.0 - momentum) + xp.reshape(mean, (c,)) * momentum
             new_var = running_var * (1.0 - momentum) + var * (momentum * m / (m - 1))
@@ -708,20 +711,14 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     else:
         if running_mean is None:
             raise ValueError(f"{fn}: running_mean and running_var are required when training=False")
-        inv_std = xp.reshape(1.0 / xp.sqrt(running_var + eps), bshape)
-        x_hat = x - xp.reshape(running_mean, bshape)
-        x_hat *= inv_std
+        inv_std = 1.0 / xp.sqrt(running_var + eps)
+        xc = x - xp.reshape(running_mean, bshape)
         new_mean, new_var = running_mean, running_var
-    if weight is not None:
-        out = x_hat * xp.reshape(weight, bshape)
-        if bias is not None:
-            out += xp.reshape(bias, bshape)
-    elif bias is not None:
-        out = x_hat + xp.reshape(bias, bshape)
-    else:
-        out = x_hat
-    cache = BatchNormCache(x_hat, xp.reshape(inv_std, (c,)), weight, bias is not None, training)
-    return BatchNormOutput(out, new_mean, new_var, cache)
+    # y = x̂ γ + β = (x − μ) · (γ / sqrt(σ² + eps)) + β: one multiply by a per-channel factor
+    out = xc * xp.reshape(inv_std if weight is None else inv_std * weight, bshape)
+    if bias is not None:
+        out += xp.reshape(bias, bshape)
+    return BatchNormOutput(out, new_mean, new_var, BatchNormCache(xc, inv_std, weight, bias is not None, training))
 
 
 def batch_norm_backward(grad_out, cache):
@@ -739,16 +736,16 @@ def batch_norm_backward(grad_out, cache):
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"{fn}: cache must be the BatchNormCache returned by batch_norm, got "
                         f"{type(cache).__name__}")
-    x_hat, inv_std, weight, has_bias, training = cache
-    xp = _ns_many(fn, grad_out=grad_out, x_hat=x_hat)
-    _same_shape(fn, grad_out, "grad_out", x_hat.shape, "the forward output")
-    c, axes, bshape = _bn_layout(fn, x_hat, {})
-    scale = inv_std if weight is None else inv_std * weight
+    xc, inv_std, weight, has_bias, training = cache
+    xp = _ns_many(fn, grad_out=grad_out, x_centered=xc)
+    _same_shape(fn, grad_out, "grad_out", xc.shape, "the forward output")
+    c, axes, bshape = _bn_layout(fn, xc, {})
+    scale = inv_std if weight is None else inv_std * weight          # γ / sqrt(σ² + eps), (C,)
     g_bias = xp.sum(grad_out, axis=axes)
-    g_weight = sum_product(grad_out, x_hat, axes)
+    g_weight = sum_product(grad_out, xc, axes) * inv_std              # Σ g x̂ = inv_std · Σ g (x − μ)
     if training:
-        m = math.prod(x_hat.shape) // c
-        gx = x_hat * xp.reshape(g_weight * (-1.0 / m), bshape)
+        m = math.prod(xc.shape) // c
+        gx = xc * xp.reshape(g_weight * inv_std * (-1.0 / m), bshape)  # −x̂ · Σ(g x̂) / M
         gx += grad_out
         gx -= xp.reshape(g_bias * (1.0 / m), bshape)
         gx *= xp.reshape(scale, bshape)

@@ -123,7 +123,7 @@ def test_page_offline(base_url, browser, docname):
         # Maths: every formula typeset by the bundled MathJax.
         n_math = page.locator("main .math").count()
         if n_math:
-            page.wait_for_selector("mjx-container", timeout=TIMEOUT_MS)
+            page.wait_for_selector("mjx-container", state="attached", timeout=TIMEOUT_MS)
             page.wait_for_function("() => !!(window.MathJax && MathJax.startup && MathJax.startup.promise)",
                                    timeout=TIMEOUT_MS)
             page.evaluate("() => MathJax.startup.promise")

@@ -47,9 +47,18 @@ def test_standardization_uses_train_statistics_only(raw):
     raw_train = d.inverse_transform(d.X_train)
     np.testing.assert_allclose(d.mean, raw_train.mean(0), atol=1e-12)
     sd = raw_train.std(0)
-    np.testing.assert_allclose(d.std, np.where(sd > 0, sd, 1.0), rtol=1e-12)
+    np.testing.assert_allclose(d.std, np.maximum(sd, 1.0), rtol=1e-12)   # default std_floor=1
     assert np.abs(d.X_train.mean(0)).max() < 1e-10
-    np.testing.assert_allclose(d.X_train.std(0)[sd > 0], 1.0, rtol=1e-10)
+    np.testing.assert_allclose(d.X_train.std(0)[sd >= 1], 1.0, rtol=1e-10)
+    assert (d.X_train.std(0)[sd < 1] < 1).all()             # nearly blank pixels are not blown up
+    plain = data.load_digits(seed=1, dtype="float64", std_floor=0)
+    np.testing.assert_allclose(plain.std, np.where(sd > 0, sd, 1.0), rtol=1e-12)
+    np.testing.assert_allclose(plain.X_train.std(0)[sd > 0], 1.0, rtol=1e-10)
+    # the floor keeps held-out pixels on the training scale (without it a rare stroke on a
+    # nearly blank border pixel becomes an outlier of ~100 standard units)
+    # (seed 0: a border pixel with training std 0.03 gives a validation value of 186 without it)
+    d0, plain0 = data.load_digits(seed=0, dtype="float64"), data.load_digits(seed=0, dtype="float64", std_floor=0)
+    assert np.abs(d0.X_val).max() < 20 < 100 < np.abs(plain0.X_val).max()
     # statistics of the whole data set would differ (so they were not used)
     assert np.abs(d.mean - X.mean(0)).max() > 1e-3
     # held-out splits are transformed with the train statistics, not their own
@@ -57,6 +66,11 @@ def test_standardization_uses_train_statistics_only(raw):
     np.testing.assert_allclose(d.transform(d.inverse_transform(d.X_val)), d.X_val, atol=1e-12)
     assert d.images(d.X_test[:5]).shape == (5, 8, 8)
     assert d.images(d.X_test).min() >= -1e-9 and d.images(d.X_test).max() <= 16 + 1e-9
+
+
+def test_std_floor_validated():
+    with pytest.raises(ValueError, match="load_digits: std_floor"):
+        data.load_digits(std_floor=-1.0)
 
 
 def test_deterministic_per_seed():
