@@ -30,7 +30,7 @@ __all__ = [
     "BACKENDS", "array_namespace", "set_default_backend", "get_default_backend", "namespace",
     "asarray", "asarray_int64", "zeros", "foreach_add", "foreach_mul",
     "foreach_sqrt", "foreach_addcmul", "foreach_addcdiv", "to_numpy", "backend_of", "device_of", "Generator", "manual_seed",
-    "default_generator", "generator_like", "check_floating", "check_same_backend",
+    "default_generator", "generator_like", "resolve_generator", "check_floating", "check_same_backend",
     "torch_available", "cuda_available", "positive_mask", "sum_product",
 ]
 
@@ -420,6 +420,27 @@ def default_generator(backend: str | None = None, device: str | None = None) -> 
     if key not in _GENERATORS:
         _GENERATORS[key] = Generator(_SEED[0], backend=backend, device=device)
     return _GENERATORS[key]
+
+
+def resolve_generator(fn: str, generator: Generator | None, backend=None, device=None, dtype=None):
+    """Where new random arrays go: ``(generator, backend, device, dtype)``.
+
+    Without ``backend``/``device`` the generator's are used; without a generator, the default
+    generator of the resolved backend/device. ``ValueError`` if they disagree (naming ``fn``).
+    """
+    if generator is not None:
+        if not isinstance(generator, Generator):
+            raise TypeError(f"{fn}: generator must be a coursekit.backend.Generator, got "
+                            f"{type(generator).__name__}")
+        backend = backend or generator.backend
+        if device is None and backend == generator.backend:
+            device = generator.device
+    backend, device, dtype = _resolve(backend, device, dtype, fn)
+    gen = generator if generator is not None else default_generator(backend, device)
+    if (gen.backend, gen.device) != (backend, device):
+        raise ValueError(f"{fn}: generator is on {gen.backend}:{gen.device} but the new arrays go to "
+                         f"{backend}:{device}")
+    return gen, backend, device, dtype
 
 
 def generator_like(x, generator: Generator | None = None, *, fn: str = "generator_like") -> Generator:

@@ -286,7 +286,7 @@ def sigmoid(x):
 
 def sigmoid_backward(grad_out, out):
     """``∂L/∂x = grad_out · σ(x)(1 − σ(x))``; takes the forward output ``out = σ(x)``."""
-    xp = _ns("sigmoid_backward", out, "out")
+    _ns("sigmoid_backward", out, "out")
     _grad("sigmoid_backward", grad_out, out.shape, "out")
     return grad_out * (out * (1.0 - out))
 

@@ -30,7 +30,7 @@ import math
 import numbers
 
 from . import functional as F
-from .backend import Generator, _resolve, backend_of, default_generator, device_of, dtype_name, zeros as _zeros
+from .backend import backend_of, device_of, dtype_name, resolve_generator, zeros as _zeros
 
 __all__ = [
     "calculate_gain", "calculate_fan_in_and_fan_out",
@@ -104,19 +104,8 @@ def _fan(fn, shape, mode):
 
 
 def _gen(fn, generator, backend, device, dtype):
-    """Resolve (generator, backend, device, dtype); the generator's backend/device by default."""
-    if generator is not None:
-        if not isinstance(generator, Generator):
-            raise TypeError(f"{fn}: generator must be a coursekit.backend.Generator, got "
-                            f"{type(generator).__name__}")
-        backend = backend or generator.backend
-        if device is None and backend == generator.backend:
-            device = generator.device
-    backend, device, dtype = _resolve(backend, device, dtype, fn)
-    gen = generator if generator is not None else default_generator(backend, device)
-    if (gen.backend, gen.device) != (backend, device):
-        raise ValueError(f"{fn}: generator is on {gen.backend}:{gen.device} but the array goes to "
-                         f"{backend}:{device}")
+    """(generator, dtype) for a creator: see :func:`coursekit.backend.resolve_generator`."""
+    gen, _, _, dtype = resolve_generator(fn, generator, backend, device, dtype)
     return gen, dtype
 
 

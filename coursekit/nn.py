@@ -26,8 +26,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from . import functional as F
-from .backend import (Generator, _check_backend, _check_dtype, _resolve, array_namespace, backend_of,
-                      check_floating, default_generator, device_of, dtype_name, to_numpy, zeros)
+from .backend import (Generator, _check_backend, _check_dtype, array_namespace, backend_of, check_floating,
+                      device_of, dtype_name, resolve_generator, to_numpy, zeros)
 
 __all__ = [
     "Parameter", "Module", "Linear", "ReLU", "LeakyReLU", "PReLU", "ELU", "SELU", "Sigmoid", "Tanh",
@@ -314,18 +314,7 @@ class Module:
 
 def _new_param_array(shape, low, high, backend, device, dtype, generator, fn):
     """U[low, high) of ``shape`` on the requested backend (or the generator's)."""
-    if generator is not None:
-        if not isinstance(generator, Generator):
-            raise TypeError(f"{fn}: generator must be a coursekit.backend.Generator, got "
-                            f"{type(generator).__name__}")
-        backend = backend or generator.backend
-        if device is None and backend == generator.backend:
-            device = generator.device
-    backend, device, dtype = _resolve(backend, device, dtype, fn)
-    gen = generator if generator is not None else default_generator(backend, device)
-    if (gen.backend, gen.device) != (backend, device):
-        raise ValueError(f"{fn}: generator is on {gen.backend}:{gen.device} but the parameters go to "
-                         f"{backend}:{device}")
+    gen, backend, device, dtype = resolve_generator(fn, generator, backend, device, dtype)
     return gen.uniform(shape, low, high, dtype=dtype), (backend, device, dtype)
 
 

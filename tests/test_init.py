@@ -120,7 +120,7 @@ def test_bad_input():
         init.xavier_uniform_(np.zeros((3, 4)))
     with pytest.raises(ValueError, match=r"xavier_uniform: dtype must be one of"):
         init.xavier_uniform((3, 4), dtype="int32")
-    with pytest.raises(ValueError, match=r"kaiming_uniform: generator is on torch:cpu but the array goes to numpy:cpu"):
+    with pytest.raises(ValueError, match=r"kaiming_uniform: generator is on torch:cpu but the new arrays go to numpy:cpu"):
         init.kaiming_uniform((3, 4), backend="numpy", generator=B.Generator(0, backend="torch"))
     with pytest.raises(TypeError, match=r"uniform: generator must be a coursekit.backend.Generator"):
         init.uniform((3,), generator=np.random.default_rng(0))

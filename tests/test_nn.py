@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from coursekit import backend as B
-from coursekit import functional as F
 from coursekit import nn
 from coursekit.gradcheck import gradcheck_module
 
