@@ -13,6 +13,7 @@ Playwright: its sync API may be started once per process, so the fixtures live h
 from __future__ import annotations
 
 import functools
+import importlib.util
 import http.server
 import os
 import pathlib
@@ -36,22 +37,11 @@ KNOWN_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
 VIEW_SCRIPT = 'script[type="application/vnd.jupyter.widget-view+json"]'
 
 
-def _toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text(encoding="utf-8"))
-    names = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or ():
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", ()):
-        walk(part.get("chapters"))
-    return names
-
-
-PAGES = _toc_pages()
+# The toc helpers live in tools/book_toc.py (not a package): load that file.
+_spec = importlib.util.spec_from_file_location("book_toc", ROOT / "tools" / "book_toc.py")
+book_toc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(book_toc)
+PAGES = book_toc.docnames(yaml.safe_load((ROOT / "book" / "_toc.yml").read_text(encoding="utf-8")))
 
 
 def _unavailable(reason: str):

@@ -10,6 +10,7 @@ twice, see _config.yml).
 from __future__ import annotations
 
 import ast
+import importlib.util
 import pathlib
 import re
 
@@ -20,6 +21,10 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOC_PATH = ROOT / "book" / "_toc.yml"
 BIB_PATH = ROOT / "references.bib"
+# The toc helpers live in tools/book_toc.py (not a package): load that file.
+_spec = importlib.util.spec_from_file_location("book_toc", ROOT / "tools" / "book_toc.py")
+book_toc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(book_toc)
 SKIP_PARTS = {"release", ".ipynb_checkpoints"}
 
 LECTURES = (
@@ -62,21 +67,6 @@ def _read(path: pathlib.Path):
 
 def _toc() -> dict:
     return yaml.safe_load(TOC_PATH.read_text(encoding="utf-8"))
-
-
-def _toc_docnames(toc: dict) -> list[str]:
-    names = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or ():
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", ()):
-        walk(part.get("chapters"))
-    walk(toc.get("chapters"))
-    return names
 
 
 def _code_without_magics(source: str) -> str:
@@ -134,24 +124,14 @@ def test_lecture_name_and_title(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_listed_in_toc(path):
-    docname = _book_docname(path.relative_to(ROOT).with_suffix("").as_posix())
-    assert docname in _toc_docnames(_toc()), f"{_id(path)} is not listed in book/_toc.yml (add '- file: {docname}')"
-
-
-def _book_docname(docname: str) -> str:
-    """The toc entry of a source notebook: a lab's page is generated into book/labs/ (tools/book_labs.py)."""
-    return f"book/{docname}" if docname.startswith("labs/") else docname
-
-
-def _source_docname(docname: str) -> str:
-    """Inverse of :func:`_book_docname`: the committed file behind a toc entry."""
-    return docname.removeprefix("book/") if docname.startswith("book/labs/") else docname
+    docname = path.relative_to(ROOT).with_suffix("").as_posix()
+    docname = f"book/{docname}" if docname.startswith("labs/") else docname  # generated lab page
+    assert docname in book_toc.docnames(_toc()), f"{_id(path)} is not listed in book/_toc.yml (add '- file: {docname}')"
 
 
 # ------------------------------------------------------------------------------------------ the book
 def test_toc_lists_only_existing_files():
-    missing = [name for name in _toc_docnames(_toc())
-               if not any((ROOT / f"{_source_docname(name)}{sfx}").is_file() for sfx in (".ipynb", ".md"))]
+    missing = [name for name in book_toc.docnames(_toc()) if book_toc.source_of(name, ROOT) is None]
     assert not missing, f"book/_toc.yml lists files that do not exist: {missing}"
 
 
@@ -161,7 +141,7 @@ def test_toc_order_and_parts():
     parts = {p["caption"]: [c["file"] for c in p["chapters"]] for p in toc["parts"]}
     assert parts["Lectures"] == [f"lectures/{s}" for s in LECTURES]
     assert parts["Labs"] == [f"book/labs/{s}" for s in LABS]
-    names = _toc_docnames(toc)
+    names = book_toc.docnames(toc)
     assert len(names) == len(set(names)), f"duplicate toc entries: {names}"
 
 
