@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 from array_api_compat import device as _device
 
 from .backend import (array_namespace, backend_of, check_floating, check_same_backend, device_of,
-                      dtype_name, generator_like, positive_mask, sum_product)
+                      batch_sum, blockwise, dtype_name, generator_like, positive_mask, sum_product)
 
 __all__ = [
     "ALPHA", "LAMBDA",
@@ -235,14 +235,17 @@ def selu(x):
     grows for tiny negative ``x``.
     """
     xp = _ns("selu", x)
-    m = xp.minimum(x, 0.0)
-    out = xp.exp(m)
-    out -= 1.0              # exactly 0 where x > 0
-    out *= LAMBDA * ALPHA
-    pos = x - m             # max(x, 0), exactly
-    pos *= LAMBDA
-    out += pos
-    return out
+
+    def block(x):           # a chain of element-wise passes, run block by block (cache-friendly)
+        m = xp.minimum(x, 0.0)
+        out = xp.exp(m)
+        out -= 1.0              # exactly 0 where x > 0
+        out *= LAMBDA * ALPHA
+        pos = x - m             # max(x, 0), exactly
+        pos *= LAMBDA
+        out += pos
+        return out
+    return blockwise(block, x)
 
 
 def selu_backward(grad_out, x, *, out=None):
@@ -257,20 +260,26 @@ def selu_backward(grad_out, x, *, out=None):
     xp = _ns(fn, x)
     _grad(fn, grad_out, x.shape, "x")
     if out is None:
-        d = xp.exp(xp.minimum(x, 0.0))
-        d *= LAMBDA * ALPHA
-        step = xp.astype(x > 0, x.dtype)
-        step *= LAMBDA * (1.0 - ALPHA)
-        d += step
-    else:
-        # (out + λα − λ)·1[x ≤ 0] + λ: exactly λ where x > 0, out + λα = λα eˣ elsewhere
-        check_floating(out, fn, "out")
-        _same_shape(fn, out, "out", x.shape, "x")
+        def block(grad_out, x):
+            d = xp.exp(xp.minimum(x, 0.0))
+            d *= LAMBDA * ALPHA
+            step = xp.astype(x > 0, x.dtype)
+            step *= LAMBDA * (1.0 - ALPHA)
+            d += step
+            d *= grad_out
+            return d
+        return blockwise(block, grad_out, x)
+    # (out + λα − λ)·1[x ≤ 0] + λ: exactly λ where x > 0, out + λα = λα eˣ elsewhere
+    check_floating(out, fn, "out")
+    _same_shape(fn, out, "out", x.shape, "x")
+
+    def block_out(grad_out, x, out):
         d = out + (LAMBDA * ALPHA - LAMBDA)
         d *= x <= 0
         d += LAMBDA
-    d *= grad_out
-    return d
+        d *= grad_out
+        return d
+    return blockwise(block_out, grad_out, x, out)
 
 
 def sigmoid(x):
@@ -699,7 +708,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         if m <= 1:
             raise ValueError(f"{fn}: expected more than 1 value per channel when training, got x of "
                              f"shape {tuple(x.shape)}")
-        mean = xp.mean(x, axis=axes, keepdims=True)
+        mean = xp.reshape(batch_sum(x, axes) * (1.0 / m), bshape)  # BLAS ones @ x on NumPy
         xc = x - mean
         var = sum_product(xc, xc, axes) * (1.0 / m)        # (C,), fused: no (x - μ)² temporary
         inv_std = 1.0 / xp.sqrt(var + eps)
@@ -741,7 +750,7 @@ def batch_norm_backward(grad_out, cache):
     _same_shape(fn, grad_out, "grad_out", xc.shape, "the forward output")
     c, axes, bshape = _bn_layout(fn, xc, {})
     scale = inv_std if weight is None else inv_std * weight          # γ / sqrt(σ² + eps), (C,)
-    g_bias = xp.sum(grad_out, axis=axes)
+    g_bias = batch_sum(grad_out, axes)                                 # BLAS ones @ g on NumPy
     g_weight = sum_product(grad_out, xc, axes) * inv_std              # Σ g x̂ = inv_std · Σ g (x − μ)
     if training:
         m = math.prod(xc.shape) // c
