@@ -20,15 +20,14 @@ The Makefile rebuilds a page only when its solution notebook changed.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import re
 import sys
-import tempfile
 
 import nbformat
 from nbclient import NotebookClient
 
+from coursekit._io import atomic_path
 from coursekit.labs.release import EXERCISE_TAG, HIDDEN_TAGS, strip_solutions
 
 _CHECK_CALL = re.compile(r"^\s*(?:\w+\s*=\s*)?check\(", re.M)
@@ -64,10 +63,8 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for src in args.notebooks:
         nb = book_page(src)
-        fd, tmp = tempfile.mkstemp(dir=args.out, prefix=f".{src.stem}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with atomic_path(args.out / src.name) as tmp, open(tmp, "w", encoding="utf-8") as f:
             nbformat.write(nb, f)
-        os.replace(tmp, args.out / src.name)
         print(f"book_labs: {src} -> {args.out / src.name}")
     return 0
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write, safe_name
 from . import protocol
 from .notebook import MAX_NOTEBOOK_BYTES, SubmissionError, extract_answers, read_notebook, solution_cell_ids
 from .sandbox import (UNPROTECTED, Limits, RunResult, Sandbox, SandboxUnavailable, _share, sandbox_ready,
@@ -41,37 +42,6 @@ _STATUS_OK = "ok"
 
 
 # ----------------------------------------------------------------------------- small helpers
-
-def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int = 0o644, fsync: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,100}$")
-
-
-def safe_name(student: str) -> str:
-    """A file name for ``student``: itself when harmless, else a cleaned form + a short hash."""
-    if _SAFE.match(student):
-        return student
-    clean = re.sub(r"[^A-Za-z0-9._@+-]+", "_", student).strip("._")[:60] or "student"
-    return f"{clean}-{hashlib.sha256(student.encode()).hexdigest()[:8]}"
-
 
 def student_id(path: str | os.PathLike) -> str:
     return Path(path).stem

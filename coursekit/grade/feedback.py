@@ -12,6 +12,8 @@ import html
 import json
 from pathlib import Path
 
+from .._io import atomic_write, safe_name
+
 __all__ = ["markdown", "html_page", "gradescope_results", "write_student", "STATUS_TEXT"]
 
 STATUS_TEXT = {
@@ -119,7 +121,6 @@ def gradescope_results(lab, rec: dict) -> dict:
 
 def write_student(out_dir, lab, rec: dict) -> None:
     """Write the student's three files atomically."""
-    from .engine import atomic_write, safe_name
     out_dir = Path(out_dir)
     name = safe_name(rec["student"])
     atomic_write(out_dir / "feedback" / f"{name}.md", markdown(lab, rec))

@@ -26,6 +26,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .._io import atomic_path, atomic_write
+
 __all__ = ["bundle", "run_autograder", "SETUP_SH", "RUN_AUTOGRADER", "GRADING_REQUIREMENTS"]
 
 GRADING_REQUIREMENTS = ("numpy", "array-api-compat", "scipy", "scikit-learn", "matplotlib", "tqdm", "nbformat")
@@ -72,40 +74,32 @@ def bundle(lab_notebook, out_zip, *, no_sandbox: bool = False, lab_spec: str | N
     repo = pkg.parent
     out_zip = Path(out_zip)
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_zip.parent, prefix=f".{out_zip.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            def add_text(name, text, mode=0o644):
-                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-                info.external_attr = (0o100000 | mode) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                z.writestr(info, text)
-            add_text("setup.sh", SETUP_SH, 0o755)
-            add_text("run_autograder", RUN_AUTOGRADER, 0o755)
-            add_text("requirements-grading.txt", _requirements(repo))
-            z.write(lab_notebook, "lab.ipynb")
-            cfg = {"no_sandbox": bool(no_sandbox)}
-            if lab_spec is not None:
-                spec_file, _, attr = lab_spec.partition(":")
-                z.write(spec_file, "lab_spec.py")
-                cfg["lab_spec"] = f"lab_spec.py:{attr or 'LAB'}"
-            add_text("config.json", json.dumps(cfg))
-            for name in ("pyproject.toml", "README.md"):
-                if (repo / name).is_file():
-                    z.write(repo / name, f"coursekit-src/{name}")
-            for p in sorted(pkg.rglob("*")):
-                if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo"):
-                    z.write(p, f"coursekit-src/coursekit/{p.relative_to(pkg)}")
-        os.replace(tmp, out_zip)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out_zip) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+        def add_text(name, text, mode=0o644):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, text)
+        add_text("setup.sh", SETUP_SH, 0o755)
+        add_text("run_autograder", RUN_AUTOGRADER, 0o755)
+        add_text("requirements-grading.txt", _requirements(repo))
+        z.write(lab_notebook, "lab.ipynb")
+        cfg = {"no_sandbox": bool(no_sandbox)}
+        if lab_spec is not None:
+            spec_file, _, attr = lab_spec.partition(":")
+            z.write(spec_file, "lab_spec.py")
+            cfg["lab_spec"] = f"lab_spec.py:{attr or 'LAB'}"
+        add_text("config.json", json.dumps(cfg))
+        for name in ("pyproject.toml", "README.md"):
+            if (repo / name).is_file():
+                z.write(repo / name, f"coursekit-src/{name}")
+        for p in sorted(pkg.rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo"):
+                z.write(p, f"coursekit-src/coursekit/{p.relative_to(pkg)}")
     return out_zip
 
 
 def _write_results(root: Path, results: dict) -> Path:
-    from .engine import atomic_write
     dest = root / "results" / "results.json"
     atomic_write(dest, json.dumps(results, indent=1))
     return dest

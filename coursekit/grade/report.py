@@ -15,6 +15,8 @@ from collections import Counter
 
 import numpy as np
 
+from .._io import atomic_write
+
 __all__ = ["write_grades_csv", "write_report", "item_analysis"]
 
 
@@ -25,7 +27,6 @@ def _cell(text: str) -> str:
 
 def write_grades_csv(path, lab, records) -> None:
     """One row per record: student, one column per question id, total, max, status."""
-    from .engine import atomic_write
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["student", *[q.id for q in lab.questions], "total", "max", "status"])
@@ -138,7 +139,6 @@ def _misconceptions(lab, records) -> list[dict]:
 
 def write_report(path, lab, records) -> None:
     """The cohort report: summary, plots, per-question table, item analysis, misconceptions."""
-    from .engine import atomic_write
     from .feedback import STATUS_TEXT
     e = html.escape
     n = len(records)

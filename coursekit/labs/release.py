@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from .._io import atomic_path
 
 __all__ = ["release", "strip_solutions", "BEGIN", "END", "HIDDEN_TAGS", "EXERCISE_TAG"]
 
@@ -120,12 +121,6 @@ def release(notebook_path: str | os.PathLike, out_dir: str | os.PathLike) -> Pat
     dest = out / src.name
     if dest.resolve() == src.resolve():
         raise ValueError(f"release: out_dir must differ from the notebook's folder, got {str(out_dir)!r}")
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{src.stem}.", suffix=".ipynb.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(dest) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        nbformat.write(nb, f)
     return dest

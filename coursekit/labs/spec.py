@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import pkgutil
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,8 +59,15 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 PUBLIC_SEED = 20160101
 """Seed of the student's self-check (:func:`coursekit.labs.check`); the grader uses its own."""
 
-LAB_MODULES = ("lab01", "lab02", "lab03", "lab04", "lab05")
-"""Modules of :mod:`coursekit.labs.questions`, each defining ``LAB: Lab``."""
+def _question_modules() -> tuple[str, ...]:
+    from . import questions
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(questions.__path__)
+                        if re.fullmatch(r"(lab|lec)\d\d", m.name)))
+
+
+LAB_MODULES = _question_modules()
+"""Modules of :mod:`coursekit.labs.questions`, each defining ``LAB: Lab``: the labs (``lab01`` …) and
+the lectures' exercises (``lec01`` … for ``lectures/01_*.ipynb``), found by their file names."""
 
 # How many differing elements a diagnosis lists by index (more are summarised).
 _MAX_LISTED = 5
@@ -147,7 +156,8 @@ class Question:
 
 @dataclass(frozen=True)
 class Lab:
-    """A lab: its solution notebook (path relative to ``labs/``) and its questions, in notebook order.
+    """A lab: its solution notebook (``folder/notebook`` in the repository: ``labs/`` for a lab,
+    ``lectures/`` for a lecture's exercises) and its questions, in notebook order.
     ``timeout_s`` is the wall-clock budget for one submission's sandboxed run (all questions)."""
 
     id: str
@@ -155,6 +165,7 @@ class Lab:
     notebook: str
     questions: tuple[Question, ...]
     timeout_s: float = 20.0
+    folder: str = "labs"
 
     def question(self, qid: str) -> Question:
         for q in self.questions:
@@ -219,11 +230,11 @@ def get_question(qid: str) -> Question:
 
 
 def notebook_path(lab: Lab | str, root: str | Path | None = None) -> Path:
-    """Path of a lab's solution notebook: ``<root>/labs/<lab.notebook>``; ``root`` defaults to the
-    repository that contains this package (a source checkout)."""
+    """Path of a lab's solution notebook: ``<root>/<lab.folder>/<lab.notebook>``; ``root`` defaults to
+    the repository that contains this package (a source checkout)."""
     lab = get_lab(lab) if isinstance(lab, str) else lab
     root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
-    return root / "labs" / lab.notebook
+    return root / lab.folder / lab.notebook
 
 
 # ----------------------------------------------------------------------------- inputs
