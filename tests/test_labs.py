@@ -39,9 +39,12 @@ def _call(fn, inputs):
 # ----------------------------------------------------------------------------- structure
 
 
-def test_five_labs_with_notebooks():
-    assert [lab.id for lab in LABS] == ["lab01", "lab02", "lab03", "lab04", "lab05"]
+def test_labs_and_lecture_exercises_with_notebooks():
+    assert [lab.id for lab in LABS if lab.id.startswith("lab")] == ["lab01", "lab02", "lab03", "lab04", "lab05"]
     for lab in LABS:
+        assert lab.folder == ("labs" if lab.id.startswith("lab") else "lectures")
+        if lab.id.startswith("lec"):
+            assert spec.notebook_path(lab).name.startswith(lab.id[3:] + "_"), lab.notebook
         path = spec.notebook_path(lab)
         assert path.is_file(), path
         nb = nbformat.read(path, as_version=4)
