@@ -97,7 +97,7 @@ def run(tmp_path_factory):
     real_close = sandbox.Sandbox.close
 
     def close_and_check(self):  # before the uids are released (a concurrent run may take them next)
-        leftovers.extend(_pids_of(set(self._uids)))
+        leftovers.extend(_pids_of(set(self.uids)))
         real_close(self)
     t0 = time.perf_counter()
     try:
@@ -139,7 +139,7 @@ def test_controls_intact(run):
     assert "not implemented" in (run["out"] / "feedback" / "blank.md").read_text()
     gs = json.loads((run["out"] / "gradescope" / "good" / "results.json").read_text())
     assert gs["score"] == 7.0 and all(t["status"] == "passed" for t in gs["tests"])
-    state = json.loads((run["out"] / ".state" / "good.json").read_text())
+    state = json.loads((run["out"] / ".state" / "students" / "good.json").read_text())
     assert state["score"] == 7.0
 
 

@@ -449,11 +449,11 @@ def test_resume_after_kill(tmp_path):
             "--lab-spec", FIXTURE_SPEC, "--jobs", "1", "--no-progress"]
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t_end = time.monotonic() + 60
-    while time.monotonic() < t_end and len(list((out / ".state").glob("s*.json"))) < 2:
+    while time.monotonic() < t_end and len(list((out / ".state" / "students").glob("s*.json"))) < 2:
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    done = {f.stem for f in (out / ".state").glob("s*.json")}
+    done = {f.stem for f in (out / ".state" / "students").glob("s*.json")}
     assert 2 <= len(done) < 6, done
 
     runs = []
