@@ -51,9 +51,10 @@ def untrusted_text(value, limit: int) -> str:
         text = value if isinstance(value, str) else str(value)
     except Exception:  # noqa: BLE001 - a hostile __str__
         text = "<unprintable>"
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) > limit:
         text = text[:max(0, limit - 16)] + " ... (truncated)"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _bounded_meta(meta: dict) -> dict:
