@@ -333,15 +333,8 @@ def test_item09_only_regular_files_are_graded(round2):
 def test_item12_failed_records_regraded_on_request(round2):
     out, lab_nb, subs = round2["out"], round2["lab_nb"], round2["subs"]
     assert round2["records"]["fake-start-failure"]["status"] == "timeout"
-    runs = []
-    real = sandbox.Sandbox.run
-
-    def counting(self, job, **kw):
-        if kw.get("script", "run.py") == "run.py":
-            runs.append(job)
-        return real(self, job, **kw)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sandbox.Sandbox, "run", counting)
+        runs = FX.count_jobs(mp, sandbox)
         sub = [subs / "fake-start-failure.ipynb", subs / "good-copy.ipynb"]
         FX.write_notebook(sub[1], FX.notebook())
         Grader(lab_nb, out, lab=FX.LAB, solution_nb=FX.notebook(), timeout=4.0, progress=False,

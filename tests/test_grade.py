@@ -456,15 +456,8 @@ def test_resume_after_kill(tmp_path):
     done = {f.stem for f in (out / ".state" / "students").glob("s*.json")}
     assert 2 <= len(done) < 6, done
 
-    runs = []
-    real_run = sandbox.Sandbox.run
-
-    def counting(self, job, **kw):
-        if kw.get("script", "run.py") == "run.py":
-            runs.append(job)
-        return real_run(self, job, **kw)
     mp = pytest.MonkeyPatch()
-    mp.setattr(sandbox.Sandbox, "run", counting)
+    runs = FX.count_jobs(mp, sandbox)
     try:
         recs = Grader(tmp_path / "lab.ipynb", out, lab=FX.LAB, solution_nb=FX.notebook(), jobs=2,
                       progress=False, log=lambda m: None).grade([subs])
