@@ -304,7 +304,11 @@ class Sandbox:
                                      f"[{_BASE_UID}, {_BASE_UID + _UID_RANGE})")
 
     def close(self) -> None:
-        """Release the reserved uids and remove this sandbox's cgroups."""
+        """Release the reserved uids, the per-job mount points and this sandbox's cgroups."""
+        if self._scratch is not None:
+            for d in self._scratch.glob("scratch-*"):
+                release_mounts_under(d)
+                shutil.rmtree(d, ignore_errors=True)
         kind, roots = self.cgroups
         if kind is not None:
             for root in roots.values():
@@ -411,19 +415,25 @@ class Sandbox:
             return None
 
     def _mount_scratch(self, slot: int, uid: int | None) -> Path | None:
+        """Mount a fresh ``tmp`` and ``shm`` tmpfs (size and inode caps, owned by the slot uid) on the
+        slot's mount points, made once per run; every job gets empty ones."""
         if self._scratch is None or uid is None:
             return None
         L = self.limits
         root = self._scratch / f"scratch-{slot}"
+        mounted = []
         try:
             for name, size, inodes in (("tmp", L.tmp_size, L.tmp_inodes), ("shm", L.shm_size, L.shm_inodes)):
                 d = root / name
-                d.mkdir(parents=True, exist_ok=True)
+                if not d.is_dir():
+                    d.mkdir(parents=True, exist_ok=True)
+                    os.chmod(root, 0o755)
                 _mount_tmpfs(d, f"size={size},nr_inodes={inodes},mode=0700,uid={uid},gid={uid}")
-            os.chmod(root, 0o755)
+                mounted.append(d)
             return root
         except OSError:
-            release_mounts_under(root)
+            for d in mounted:
+                _umount(d)
             return None
 
     def _run_once(self, job_dir, *, timeout, slot, script, extra) -> RunResult:
@@ -838,8 +848,20 @@ def remove_stale_cgroups(is_live) -> None:
 _MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
 
 
+_LIBC = []
+
+
 def _libc():
-    return ctypes.CDLL(None, use_errno=True)
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
+def _umount(path) -> None:
+    try:
+        _libc().umount2(os.fsencode(str(path)), _MNT_DETACH)
+    except (OSError, AttributeError):
+        pass
 
 
 def _mount_tmpfs(path: Path, options: str) -> None:
@@ -871,16 +893,13 @@ def release_mounts_under(path: str | os.PathLike) -> None:
         return
     points = [p.encode().decode("unicode_escape") for p in points]
     for mnt in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True):
-        try:
-            _libc().umount2(os.fsencode(mnt), _MNT_DETACH)
-        except (OSError, AttributeError):
-            pass
+        _umount(mnt)
 
 
 def _cleanup_job(cg: "_JobCgroup | None", scratch: Path | None) -> None:
-    if scratch is not None:
-        release_mounts_under(scratch)
-        shutil.rmtree(scratch, ignore_errors=True)
+    if scratch is not None:   # the job's two tmpfs (mounted by _mount_scratch): their files go with them
+        for name in ("tmp", "shm"):
+            _umount(scratch / name)
     if cg is not None:
         cg.remove()
 
