@@ -513,7 +513,10 @@ class Grader:
 
     # -- the run
     def grade(self, submissions) -> list[dict]:
-        """Grade ``submissions`` (paths); write every output; return the records in input order."""
+        """Grade ``submissions`` (paths); write every output; return the records in input order.
+        Returns within :meth:`run_bound_s` of the number of submissions (plus writing the reports);
+        a submission not graded by then has a ``not-graded`` row and is listed in ``self.unfinished``
+        (its worker thread may still be stuck: the CLI then ends the process)."""
         from . import feedback, report
         paths = discover_submissions(submissions, exclude=[self.lab_notebook] if self.lab_notebook else [])
         self.out.mkdir(parents=True, exist_ok=True)
@@ -546,7 +549,13 @@ class Grader:
                         bar.update(1)
             except FuturesTimeout:
                 for fut, p in futs.items():
-                    if not fut.done() or student_id(p) not in records:
+                    if student_id(p) in records:
+                        continue
+                    if fut.done() and not fut.cancelled():
+                        rec = fut.result()
+                        self._write_student(feedback, rec)
+                        records[rec["student"]] = rec
+                    else:
                         fut.cancel()
                         self.unfinished.append(student_id(p))
                         records[student_id(p)] = _empty_result(
