@@ -49,8 +49,17 @@ _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,100}$")
 
 
 def safe_name(student: str) -> str:
-    """A file name for ``student``: itself when harmless, else a cleaned form + a short hash."""
+    """A file name for ``student`` (any ``str``, lone surrogates included), distinct for distinct ids.
+
+    A harmless id (``[A-Za-z0-9][A-Za-z0-9._@+-]{0,100}``) is its own name; any other becomes a
+    cleaned form, ``~`` and 16 hex digits of the SHA-256 of its exact code points. ``~`` never
+    occurs in a harmless id, so no student can be named what another's id is turned into (say
+    ``X_Y-1a2b3c4d`` beside ``X Ÿ``). Never raises for a ``str``.
+    """
+    if not isinstance(student, str):
+        raise TypeError(f"safe_name: student must be a str, got {type(student).__name__}")
     if _SAFE.match(student):
         return student
     clean = re.sub(r"[^A-Za-z0-9._@+-]+", "_", student).strip("._")[:60] or "student"
-    return f"{clean}-{hashlib.sha256(student.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha256(student.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{clean}~{digest}"

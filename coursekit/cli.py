@@ -1,9 +1,10 @@
 """The ``coursekit`` command.
 
-    coursekit grade LAB.ipynb SUBMISSION... --out DIR [--jobs N] [--seed S] [--timeout T] [--no-sandbox]
+    coursekit grade LAB.ipynb SUBMISSION... --out DIR [--jobs N] [--seed S] [--timeout T] [--regrade-failed]
+                    [--no-sandbox]
     coursekit grade --setup-sandbox [--force]
     coursekit release SOLUTION.ipynb... --out DIR
-    coursekit gradescope-bundle LAB.ipynb --out autograder.zip [--no-sandbox]
+    coursekit gradescope-bundle LAB.ipynb --out autograder.zip [--no-sandbox --expose-solution]
 
 A SUBMISSION is a student's notebook (student id = file stem) or a folder of them. Heavy modules
 are imported only by the subcommand that needs them.
@@ -56,12 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "graded again so unchanged submissions are not regraded)")
     g.add_argument("--timeout", type=_timeout, default=None, help="seconds per submission (default: the lab's)")
     g.add_argument("--no-sandbox", action="store_true",
-                   help="run WITHOUT bubblewrap (trusted code only; prints what is unprotected)")
+                   help="run WITHOUT bubblewrap (trusted code only; prints what is unprotected; the output "
+                        "folder is made 0700)")
+    g.add_argument("--regrade-failed", action="store_true",
+                   help="grade again the submissions whose stored result crashed, timed out or hit a limit "
+                        "(unchanged submissions are otherwise taken from DIR/.state)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--lab-spec", default=None, metavar="FILE.py[:NAME]",
                    help="a Lab defined outside coursekit (default: looked up from the notebook's metadata)")
     g.add_argument("--setup-sandbox", action="store_true",
-                   help="build the sandbox venv (numpy only) at $COURSEKIT_SANDBOX_VENV or "
+                   help="install bubblewrap (as root, with apt-get; otherwise print the command), build the "
+                        "sandbox venv (numpy only) at $COURSEKIT_SANDBOX_VENV or "
                         "/var/cache/coursekit/sandbox-venv, then exit")
     g.add_argument("--force", action="store_true", help="with --setup-sandbox: rebuild even if present")
 
@@ -72,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("gradescope-bundle", help="build a Gradescope autograder zip")
     b.add_argument("lab", help="the lab's solution notebook")
     b.add_argument("--out", required=True, help="the zip to write, e.g. autograder.zip")
-    b.add_argument("--no-sandbox", action="store_true", help="let run_autograder grade without bubblewrap")
+    b.add_argument("--no-sandbox", action="store_true",
+                   help="let run_autograder grade without bubblewrap; needs --expose-solution too")
+    b.add_argument("--expose-solution", action="store_true",
+                   help="confirm --no-sandbox: the student's code can then read the solution notebook, the "
+                        "hidden inputs and the grader's files in the Gradescope container")
     b.add_argument("--lab-spec", default=None, metavar="FILE.py[:NAME]", help="a Lab defined outside coursekit")
     return ap
 
@@ -80,13 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _grade(args, ap) -> int:
     from coursekit.grade import sandbox as sbx
     if args.setup_sandbox:
+        ok, what = sbx.install_bubblewrap()
+        print(f"coursekit grade: {what}", file=sys.stderr if not ok else sys.stdout)
         try:
             path = sbx.setup_sandbox(force=args.force)
         except (ValueError, RuntimeError) as e:
             print(f"coursekit grade: {e}", file=sys.stderr)
             return 1
         print(f"coursekit grade: sandbox venv ready at {path}")
-        return 0
+        return 0 if ok else 4
     if not args.lab or not args.submissions or not args.out:
         ap.error("grade: LAB.ipynb, at least one SUBMISSION and --out DIR are required "
                  "(or --setup-sandbox)")
@@ -102,7 +114,8 @@ def _grade(args, ap) -> int:
             except SubmissionError as e:
                 raise ValueError(f"grade: lab notebook {args.lab!r}: {e.message}") from None
         grader = Grader(args.lab, args.out, jobs=args.jobs, seed=args.seed, sandbox=not args.no_sandbox,
-                        timeout=args.timeout, progress=not args.no_progress, **kw)
+                        timeout=args.timeout, progress=not args.no_progress, regrade_failed=args.regrade_failed,
+                        **kw)
         records = grader.grade(args.submissions)
     except sbx.SandboxUnavailable as e:
         print(f"coursekit grade: refusing to run student code: {e}\n"
@@ -118,6 +131,12 @@ def _grade(args, ap) -> int:
     print(f"coursekit grade: {len(records)} submissions of {grader.lab.id} in {dt:.1f} s "
           f"(mean {mean:.2f} / {grader.lab.points:g}; {len(bad)} not status ok) -> "
           f"{os.path.join(args.out, 'grades.csv')}")
+    if grader.unfinished:   # worker threads that are stuck would keep the interpreter alive
+        print(f"coursekit grade: {len(grader.unfinished)} submissions were not graded within the run's bound; "
+              f"their rows say so and the next run grades them", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(5)
     return 0
 
 
@@ -134,6 +153,11 @@ def _release(args) -> int:
 
 def _bundle(args) -> int:
     from coursekit.grade.gradescope import bundle
+    if args.no_sandbox and not args.expose_solution:
+        print("coursekit gradescope-bundle: --no-sandbox lets every student's code read the solution notebook, "
+              "the hidden inputs and the grader's files inside the Gradescope container; pass "
+              "--expose-solution as well if that is what you want", file=sys.stderr)
+        return 2
     try:
         path = bundle(args.lab, args.out, no_sandbox=args.no_sandbox, lab_spec=args.lab_spec)
     except (ValueError, OSError) as e:

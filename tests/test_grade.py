@@ -449,22 +449,15 @@ def test_resume_after_kill(tmp_path):
             "--lab-spec", FIXTURE_SPEC, "--jobs", "1", "--no-progress"]
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t_end = time.monotonic() + 60
-    while time.monotonic() < t_end and len(list((out / ".state").glob("s*.json"))) < 2:
+    while time.monotonic() < t_end and len(list((out / ".state" / "students").glob("s*.json"))) < 2:
         time.sleep(0.05)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    done = {f.stem for f in (out / ".state").glob("s*.json")}
+    done = {f.stem for f in (out / ".state" / "students").glob("s*.json")}
     assert 2 <= len(done) < 6, done
 
-    runs = []
-    real_run = sandbox.Sandbox.run
-
-    def counting(self, job, **kw):
-        if kw.get("script", "run.py") == "run.py":
-            runs.append(job)
-        return real_run(self, job, **kw)
     mp = pytest.MonkeyPatch()
-    mp.setattr(sandbox.Sandbox, "run", counting)
+    runs = FX.count_jobs(mp, sandbox)
     try:
         recs = Grader(tmp_path / "lab.ipynb", out, lab=FX.LAB, solution_nb=FX.notebook(), jobs=2,
                       progress=False, log=lambda m: None).grade([subs])
@@ -587,3 +580,176 @@ def test_cli_release(tmp_path, capsys):
     assert "### BEGIN SOLUTION" not in json.dumps(out)
     assert cli.main(["release", str(tmp_path / "missing.ipynb"), "--out", str(tmp_path)]) == 2
     assert "release:" in capsys.readouterr().err
+
+
+# ============================================================================= round two (issue 10), no sandbox needed
+
+def test_item04_frames_bounded_by_count_text_and_zip_directory():
+    """Many small well-formed frames: decoding stops at the lab's count; text fields are cut and
+    escaped; a zip announcing many directory entries is refused before zipfile reads it."""
+    meta = {"cell": 0, "status": "error", "error_type": "E" * 500, "message": "m\ud800" * 1500,
+            "label": "<b>" * 500, "trace": "t", "junk": "j" * 1000}
+    flood = _frame(meta) * 1_000                                      # ~ 40 MB of well-formed frames
+    t0 = time.perf_counter()
+    frames, problems = protocol.decode_frames(flood, max_frame=1 << 20, max_frames=7)
+    assert time.perf_counter() - t0 < 2.0
+    assert len(frames) == 7 and "more result frames" in problems[-1]
+    m = frames[0].meta
+    assert set(m) == {"cell", "status", "error_type", "message", "label", "trace"}      # "junk" dropped
+    assert len(m["message"]) <= protocol.TEXT_LIMITS["message"] and len(m["error_type"]) <= 100
+    assert len(m["label"]) <= 200
+    m["message"].encode("utf-8")                                       # the surrogate is escaped
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("meta.npy", _npy(np.array(json.dumps({"done": True}))))
+        for k in range(2_000):
+            z.writestr(f"d{k}/", b"")
+    data = buf.getvalue()
+    t0 = time.perf_counter()
+    frames, problems = protocol.decode_frames(protocol.MAGIC + struct.pack("<Q", len(data)) + data,
+                                              max_frame=1 << 30)
+    assert time.perf_counter() - t0 < 0.1
+    assert frames == [] and "directory announces 2001 members" in problems[0]
+
+
+def test_item04_untrusted_text():
+    assert protocol.untrusted_text("a\ud800b", 100) == "a\\ud800b"
+    assert len(protocol.untrusted_text("x" * 10_000, 100)) == 100
+
+    class Evil(Exception):
+        def __str__(self):
+            raise RuntimeError("no")
+    assert protocol.untrusted_text(Evil(), 100) == "<unprintable>"
+
+
+def test_item05_notebook_parsing_is_bounded(tmp_path):
+    """A notebook of ~30 MiB of empty cells (1.8 GB and 28 s to parse at 63 MiB before) is refused
+    from byte counts alone, in well under a second and without allocating the parse."""
+    import tracemalloc
+    cell = b'{"cell_type":"code","metadata":{},"outputs":[],"source":[]},'
+    data = b'{"cells":[' + cell * ((30 << 20) // len(cell)) + b'{}],"metadata":{},"nbformat":4,"nbformat_minor":5}'
+    assert len(data) < notebook.MAX_NOTEBOOK_BYTES
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with pytest.raises(notebook.SubmissionError) as e:
+        notebook.read_notebook("big.ipynb", data=data)
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert e.value.status == "too-large" and "cells" in e.value.message
+    assert dt < 1.0 and peak < 16 << 20, (dt, peak)
+    few_cells = b'{"cells":[{"cell_type":"code","source":[' + b'"a",' * 600_000 + b'"a"]}]}'
+    with pytest.raises(notebook.SubmissionError, match="JSON values"):
+        notebook.read_notebook("x.ipynb", data=few_cells)
+    with pytest.raises(notebook.SubmissionError, match="larger than"):
+        notebook.read_notebook("x.ipynb", data=b" " * (notebook.MAX_NOTEBOOK_BYTES + 1))
+    # within the bounds, the worst case still parses in bounded time and memory
+    worst = b'{"cells":[' + b",".join([b'{"cell_type":"code","source":[' + b'"",' * 90 + b'""]}'] *
+                                      notebook.MAX_CELLS) + b"]}"
+    assert worst.count(b",") + worst.count(b":") <= notebook.MAX_JSON_ITEMS
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    notebook.read_notebook("w.ipynb", data=worst)
+    dt, peak = time.perf_counter() - t0, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert dt < 5.0 and peak < 200 << 20, (dt, peak)
+
+
+def test_item06_safe_names_never_collide():
+    from coursekit._io import safe_name
+    victim = "X Ÿ"
+    attacker = safe_name(victim)
+    assert "~" in attacker and safe_name(attacker) != attacker          # not harmless: hashed again
+    names = {safe_name(s) for s in (victim, attacker, "X_Y", "X Y", "x\ud800", "x\udce9", "run", "a" * 300)}
+    assert len(names) == 8
+    assert safe_name("x\ud800").isascii()                               # surrogates never raise
+    with pytest.raises(TypeError, match="safe_name"):
+        safe_name(b"bytes")
+    assert engine.student_id(os.fsdecode(b"caf\xe9.ipynb")) == "caf\\xe9/"
+    assert engine.student_id("café.ipynb") == "café"
+
+
+def test_item09_discovery_lists_links_and_fifos(tmp_path):
+    lab = tmp_path / "lab.ipynb"
+    FX.write_notebook(lab, FX.notebook())
+    os.symlink(lab, tmp_path / "link.ipynb")
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    found = {p.name for p in engine.discover_submissions([tmp_path], exclude=[lab])}
+    assert found == {"link.ipynb", "fifo.ipynb"}                          # the lab itself excluded, not its link
+    for name in ("link.ipynb", "fifo.ipynb"):
+        with pytest.raises(notebook.SubmissionError) as e:
+            notebook.read_submission(tmp_path / name)
+        assert e.value.status == "not-a-regular-file"
+
+
+def test_item11_lab05_challenge_cannot_be_looked_up():
+    """A lookup table of scikit-learn's digits (no training) scores full marks on undisguised splits
+    and nothing on the graded ones; a learner that standardizes pixels sees the same problem."""
+    from sklearn.datasets import load_digits
+    from coursekit.labs import spec
+    from coursekit.labs.questions import lab05
+    digits = load_digits()
+    table = {row.astype(np.float64).tobytes(): int(y) for row, y in zip(digits.data, digits.target)}
+
+    def lookup(X_test):
+        return np.array([table.get(np.asarray(r, np.float64).tobytes(), -1) for r in X_test])
+
+    def centroid(X_train, y_train, X_test):
+        mu, sd = X_train.mean(0), X_train.std(0)
+        sd = np.where(sd > 0, sd, 1.0)
+        Z, T = (X_train - mu) / sd, (X_test - mu) / sd
+        C = np.stack([Z[y_train == k].mean(0) for k in range(10)])
+        return ((T[:, None, :] - C[None]) ** 2).sum(-1).argmin(1)
+
+    q = lab05.CHALLENGE
+    raw = lab05.split(3)
+    assert np.mean(lookup(raw.X_test) == raw.y_test) == 1.0                # the table works on raw digits
+    for ci in range(len(q.cases)):
+        kw = spec.case_inputs(q, ci, 12345)
+        expected = q.reference(**kw)
+        v = spec.compare(q, kw, lookup(kw["X_test"]), expected, case=q.cases[ci])
+        assert v.fraction == 0.0 and not v.passed, v.message
+        d = lab05.split(kw["seed"])                                        # the student's seed gives nothing away
+        assert d.X_test.shape != kw["X_test"].shape or np.mean(d.y_test == expected) < 0.5
+    disguised = lab05.disguise(raw, np.random.default_rng(99))
+    same = centroid(raw.X_train, raw.y_train, raw.X_test) == centroid(disguised.X_train, disguised.y_train,
+                                                                      disguised.X_test)
+    assert same.mean() > 0.99                                              # the same problem, up to rounding
+    kw = spec.case_inputs(q, 1, 7)
+    assert np.mean(centroid(kw["X_train"], kw["y_train"], kw["X_test"]) == q.reference(**kw)) > 0.85
+
+
+def test_item13_gradescope_bundle_without_sandbox_needs_an_explicit_flag(tmp_path, capsys):
+    FX.write_notebook(tmp_path / "lab.ipynb", FX.notebook())
+    argv = ["gradescope-bundle", str(tmp_path / "lab.ipynb"), "--out", str(tmp_path / "ag.zip"),
+            "--lab-spec", FIXTURE_SPEC, "--no-sandbox"]
+    assert cli.main(argv) == 2 and not (tmp_path / "ag.zip").exists()
+    assert "--expose-solution" in capsys.readouterr().err
+    assert cli.main(argv + ["--expose-solution"]) == 0 and (tmp_path / "ag.zip").exists()
+    assert "/proc" in sandbox.UNPROTECTED and "0700" in sandbox.UNPROTECTED
+
+
+def test_item15_setup_sandbox_installs_bubblewrap_or_prints_the_command(monkeypatch, capsys, tmp_path):
+    real_which = shutil.which
+    have = {"bwrap": None}
+    monkeypatch.setattr(sandbox.shutil, "which", lambda n: have.get(n, "/usr/bin/apt-get") if n in
+                        ("bwrap", "apt-get") else real_which(n))
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    ok, what = sandbox.install_bubblewrap(log=lambda m: None)
+    assert not ok and "sudo apt-get install -y bubblewrap" in what
+    calls = []
+
+    def fake_run(argv, **kw):
+        calls.append(argv)
+        if argv[-1] == "bubblewrap":
+            have["bwrap"] = "/usr/bin/bwrap"
+        return subprocess.CompletedProcess(argv, 0, "", "")
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sandbox.subprocess, "run", fake_run)
+    ok, what = sandbox.install_bubblewrap(log=lambda m: None)
+    assert ok and calls == [["/usr/bin/apt-get", "update"], ["/usr/bin/apt-get", "install", "-y", "bubblewrap"]]
+    have["bwrap"], have["apt-get"] = None, None
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(sandbox, "setup_sandbox", lambda force=False: tmp_path)
+    rc = cli.main(["grade", "--setup-sandbox"])
+    assert rc == 4 and "bubblewrap" in capsys.readouterr().err

@@ -14,11 +14,12 @@ Inputs (read-only, written by the parent):
 Encoded values: JSON scalars as themselves, ``{"npz": key}`` an array, ``{"npz": key, "scalar": true}``
 a NumPy scalar, ``{"tuple": [...]}``/``{"list": [...]}`` sequences.
 
-Output: frames on the file descriptor RESULT_FD (a pipe; no file is written anywhere), each
-``b"CKR1" + uint64-LE length + npz bytes``. A frame holds ``meta`` (a 0-d unicode array with JSON)
-and, for an answer, ``r0 .. r{n-1}`` (the returned arrays). One frame per exercise-cell error, one
-per case (written as soon as the case finishes, so a later hang keeps earlier results), and a
-final ``{"done": true}``. Nothing here decides a score: the parent validates every frame and
+Output: first the 4 bytes ``b"CKS1"`` (the start handshake, written before anything else: the
+parent retries a job only when they never came), then frames on the file descriptor RESULT_FD (a
+pipe; no file is written anywhere), each ``b"CKR1" + uint64-LE length + npz bytes``. A frame
+holds ``meta`` (a 0-d unicode array with JSON) and, for an answer, ``r0 .. r{n-1}`` (the returned
+arrays). At most one frame per exercise cell (its first error), one per case (written as soon as
+the case finishes, so a later hang keeps earlier results), and a final ``{"done": true}``. Nothing here decides a score: the parent validates every frame and
 compares it with the reference it computed itself. stdout/stderr are the student's prints.
 """
 import ast
@@ -32,6 +33,7 @@ import time
 import traceback
 
 MAGIC = b"CKR1"
+START = b"CKS1"
 _MAX_MESSAGE = 2000
 
 
@@ -140,6 +142,7 @@ def _exec_cells(cells, namespace, budget, channel):
     ``import coursekit`` or a leftover test call) does not hide the functions defined after it."""
     for ci, cell in enumerate(cells):
         label = cell["label"]
+        reported = False
         try:
             tree = compile(cell["source"], label, "exec", ast.PyCF_ONLY_AST)
         except SyntaxError as e:
@@ -155,12 +158,16 @@ def _exec_cells(cells, namespace, budget, channel):
                 finally:
                     _clear_alarm()
             except _Budget:
-                channel.send({"cell": ci, "label": label, "status": "timeout", "error_type": "Timeout",
-                              "message": f"line {node.lineno} ran longer than {budget:.1f} s", "trace": ""})
+                if not reported:   # one frame per cell: its first error (the parent accepts no more)
+                    channel.send({"cell": ci, "label": label, "status": "timeout", "error_type": "Timeout",
+                                  "message": f"line {node.lineno} ran longer than {budget:.1f} s", "trace": ""})
+                reported = True
             except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt ... are the student's
-                et, msg, trace = _describe(e)
-                channel.send({"cell": ci, "label": label, "status": "error", "error_type": et,
-                              "message": _short(f"line {node.lineno}: {msg}"), "trace": trace})
+                if not reported:
+                    et, msg, trace = _describe(e)
+                    channel.send({"cell": ci, "label": label, "status": "error", "error_type": et,
+                                  "message": _short(f"line {node.lineno}: {msg}"), "trace": trace})
+                reported = True
 
 
 def _run_case(np, namespace, qi, ci, fn_name, args, deadline, channel):
@@ -203,6 +210,7 @@ def _run_case(np, namespace, qi, ci, fn_name, args, deadline, channel):
 
 def main(argv):
     in_dir, fd = argv[1], int(argv[2])
+    os.write(fd, START)   # the handshake: the sandbox started; from here on nothing is retried
     import numpy as np
 
     with open(os.path.join(in_dir, "job.json"), encoding="utf-8") as f:

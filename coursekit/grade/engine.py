@@ -11,17 +11,20 @@ midway resumes without regrading unchanged submissions, and ``grades.csv`` is re
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import queue
-import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,44 +32,71 @@ import numpy as np
 
 from .._io import atomic_write, safe_name
 from . import protocol
-from .notebook import MAX_NOTEBOOK_BYTES, SubmissionError, extract_answers, read_notebook, solution_cell_ids
-from .sandbox import (UNPROTECTED, Limits, RunResult, Sandbox, SandboxUnavailable, _share, sandbox_ready,
-                      sandbox_venv, setup_sandbox)
+from .notebook import SubmissionError, extract_answers, read_notebook, read_submission, solution_cell_ids
+from .protocol import untrusted_text
+from .sandbox import (UNPROTECTED, Limits, RunResult, Sandbox, SandboxUnavailable, _share, release_mounts_under,
+                      remove_stale_cgroups, sandbox_ready, sandbox_venv, setup_sandbox)
 
 __all__ = ["GRADER_VERSION", "Grader", "PreparedLab", "discover_submissions", "student_id", "atomic_write",
            "safe_name", "load_lab_notebook", "load_lab_spec", "grade"]
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
 _RUNNER = Path(__file__).with_name("_runner.py")
 _STATUS_OK = "ok"
+_BASE_PREFIX = "coursekit-grade-"
+_LOCK_NAME = ".run.lock"
+FAILED_STATUSES = frozenset({"crashed", "timeout", "output-limit", "result-limit"})
+"""Statuses of a job that ran but did not finish: cached, regraded with ``regrade_failed=True``."""
+_NEVER_CACHED = frozenset({"grader-error", "sandbox-error", "not-graded"})
 
 
 # ----------------------------------------------------------------------------- small helpers
 
 def student_id(path: str | os.PathLike) -> str:
-    return Path(path).stem
+    """The file stem; a stem that is not valid UTF-8 (a Latin-1 zip) gives its bytes with
+    backslash escapes and a trailing ``"/"``, which no file name holds: ids never collide."""
+    stem = Path(path).stem
+    raw = os.fsencode(stem)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace") + "/"
 
 
 def discover_submissions(paths, *, exclude=()) -> list[Path]:
-    """Files given directly, plus the ``*.ipynb`` directly inside each folder given, sorted;
-    ``ValueError`` for a missing path or two submissions with the same student id (file stem)."""
-    excl = {os.path.realpath(p) for p in exclude}
+    """Files given directly, plus every ``*.ipynb`` entry directly inside each folder given (a
+    symlink, FIFO or folder among them included: it gets a row saying it is not graded), sorted;
+    ``ValueError`` for a missing path or two submissions with the same student id."""
+    excl = []
+    for p in exclude:
+        try:
+            excl.append(os.stat(p))
+        except OSError:
+            pass
     found = []
     for p in paths:
         p = Path(p)
-        if p.is_dir():
-            found += sorted(q for q in p.glob("*.ipynb") if q.is_file())
-        elif p.is_file():
+        if p.is_dir():   # a folder the instructor named (even through a symlink)
+            with os.scandir(p) as it:
+                found += sorted((p / e.name for e in it if e.name.endswith(".ipynb")),
+                                key=lambda q: os.fsencode(q.name))
+        elif os.path.lexists(p):
             found.append(p)
         else:
-            raise ValueError(f"grade: submission {str(p)!r} does not exist")
-    found = [p for p in found if os.path.realpath(p) not in excl]
+            raise ValueError(f"grade: submission {untrusted_text(p, 500)!r} does not exist")
+
+    def ident(q):
+        st = os.lstat(q)
+        return st.st_dev, st.st_ino
+
+    found = [q for q in found if not any(os.path.samestat(os.lstat(q), e) for e in excl)]
     seen: dict[str, Path] = {}
-    for p in found:
-        sid = student_id(p)
-        if sid in seen and os.path.realpath(seen[sid]) != os.path.realpath(p):
-            raise ValueError(f"grade: two submissions have the student id {sid!r}: {seen[sid]} and {p}")
-        seen[sid] = p
+    for q in found:
+        sid = student_id(q)
+        if sid in seen and ident(seen[sid]) != ident(q):
+            raise ValueError(f"grade: two submissions have the student id {untrusted_text(sid, 200)!r}: "
+                             f"{untrusted_text(seen[sid], 500)} and {untrusted_text(q, 500)}")
+        seen[sid] = q
     return list(seen.values())
 
 
@@ -208,12 +238,23 @@ def _question_record(q, cases, found) -> dict:
             "score": float(sum(c["score"] for c in cases)), "max_score": float(q.points), "cases": cases}
 
 
+def _safe_texts(value):
+    """``value`` with every ``str`` inside made writable (:func:`protocol.untrusted_text`)."""
+    if isinstance(value, str):
+        return untrusted_text(value, 1 << 20)
+    if isinstance(value, dict):
+        return {_safe_texts(k): _safe_texts(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_safe_texts(v) for v in value]
+    return value
+
+
 def _submission_record(prep, student, file, sha, key, status, message, questions, cell_errors, stdout, wall) -> dict:
-    return {"student": student, "file": file, "sha256": sha, "key": key, "lab": prep.lab.id,
+    return _safe_texts({"student": student, "file": file, "sha256": sha, "key": key, "lab": prep.lab.id,
             "status": status, "message": message,
             "score": float(sum(q["score"] for q in questions)), "max_score": float(prep.lab.points),
             "questions": questions, "cell_errors": cell_errors, "stdout_tail": stdout,
-            "execution_time": round(float(wall), 3), "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "execution_time": round(float(wall), 3), "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
 def _got_from_frame(frame) -> tuple:
@@ -227,15 +268,19 @@ def score_run(prep: PreparedLab, student: str, file: str, sha: str, key: str, ex
               max_frame: int) -> dict:
     """Turn the sandbox's frames into a scored record (every comparison happens here, in the parent)."""
     from coursekit.labs import spec
-    frames, problems = protocol.decode_frames(run.result, max_frame=max_frame)
-    by_case, cell_errors, done = {}, [], False
+    n_cases = sum(len(q.cases) for q in prep.lab.questions)
+    n_cells = len(extraction.cells)
+    frames, problems = protocol.decode_frames(run.result, max_frame=max_frame, max_frames=n_cells + n_cases + 1)
+    by_case, cell_errors, cells_seen, done = {}, [], set(), False
     nq = len(prep.lab.questions)
     for fr in frames:
         m = fr.meta
         if m.get("done") is True:
             done = True
         elif isinstance(m.get("cell"), int):
-            cell_errors.append({k: str(m.get(k, ""))[:2000] for k in ("label", "status", "error_type", "message", "trace")})
+            if 0 <= m["cell"] < n_cells and m["cell"] not in cells_seen:   # one error per cell
+                cells_seen.add(m["cell"])
+                cell_errors.append({k: m.get(k, "") for k in ("label", "status", "error_type", "message", "trace")})
         elif isinstance(m.get("q"), int) and isinstance(m.get("c"), int) and 0 <= m["q"] < nq \
                 and 0 <= m["c"] < len(prep.lab.questions[m["q"]].cases):
             by_case.setdefault((m["q"], m["c"]), fr)   # the first frame of a case wins
@@ -285,7 +330,9 @@ def score_run(prep: PreparedLab, student: str, file: str, sha: str, key: str, ex
                 trace = str(m.get("trace", ""))[:2000]
                 cases.append(_case_record(ci, case, 0.0, "error", msg, detail=msg + ("\n" + trace if trace else "")))
         questions.append(_question_record(q, cases, extraction.found.get(q.id)))
-    if run.reason == "wall-timeout":
+    if not run.started:
+        status = "sandbox-error"
+    elif run.reason == "wall-timeout":
         status = "timeout"
     elif run.reason == "output-cap":
         status = "output-limit"
@@ -312,12 +359,15 @@ class Grader:
     ``lab=`` (a :class:`coursekit.labs.spec.Lab`) and optionally ``solution_nb`` (dict) directly.
     jobs: parallel sandboxes (default: all cores). seed: the input seed (default: reuse the one
     stored in ``out_dir/.state/run.json`` for this lab, else ``os.urandom``). sandbox=False is
-    ``--no-sandbox``. timeout: overrides ``lab.timeout_s`` (seconds per submission).
+    ``--no-sandbox`` (the output folder is then made 0700). timeout: overrides ``lab.timeout_s``
+    (seconds per submission). regrade_failed: grade again the submissions whose cached record has
+    a status in :data:`FAILED_STATUSES`.
     """
 
     def __init__(self, lab_notebook=None, out_dir=".", *, lab=None, solution_nb=None, jobs: int | None = None,
                  seed: int | None = None, sandbox: bool = True, timeout: float | None = None,
-                 limits: Limits = Limits(), progress: bool = True, log=None, venv=None):
+                 limits: Limits = Limits(), progress: bool = True, log=None, venv=None,
+                 regrade_failed: bool = False):
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         if lab is None:
             if lab_notebook is None:
@@ -333,11 +383,17 @@ class Grader:
         self.lab, self.solution_nb = lab, solution_nb
         self.out = Path(out_dir)
         self.state_dir = self.out / ".state"
+        self.students_dir = self.state_dir / "students"
         self.jobs = jobs or os.cpu_count() or 1
         self.timeout = float(timeout if timeout is not None else lab.timeout_s)
         self.limits, self.progress, self.isolate = limits, progress, sandbox
+        self.regrade_failed = bool(regrade_failed)
         self.uids: list[int] = []
+        self.unfinished: list[str] = []   # students not graded within the run's bound (a bug of ours)
         self.venv = Path(venv) if venv is not None else sandbox_venv()
+        if not sandbox:   # other users' code (the sandbox uids among them) must not read the results
+            self.out.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.out, 0o700)
         self.seed = self._resolve_seed(seed)
         self.prep = PreparedLab.build(lab, self.seed, solution_nb, timeout_s=self.timeout)
 
@@ -359,14 +415,26 @@ class Grader:
         return seed
 
     def _state_path(self, student: str) -> Path:
-        return self.state_dir / f"{safe_name(student)}.json"
+        return self.students_dir / f"{safe_name(student)}.json"
 
     def _cached(self, student: str, key: str) -> dict | None:
         try:
             rec = json.loads(self._state_path(student).read_text())
         except (OSError, ValueError):
             return None
-        return rec if rec.get("key") == key and rec.get("student") == student else None
+        if not isinstance(rec, dict) or rec.get("key") != key or rec.get("student") != student:
+            return None
+        if rec.get("status") in _NEVER_CACHED or (self.regrade_failed and rec.get("status") in FAILED_STATUSES):
+            return None
+        return rec
+
+    def run_bound_s(self, n: int) -> float:
+        """The wall-clock bound of grading ``n`` submissions: each job runs at most
+        ``3 × (timeout + 17 s)`` (start retries, wall timeout, draining), the parent's parsing is
+        bounded (:mod:`.notebook`), and the jobs run ``self.jobs`` at a time; plus a minute for the
+        sandbox self-test. What is not graded by then gets a ``not-graded`` row."""
+        per_job = 3 * (self.timeout + 2.0 + 15.0) + 10.0
+        return math.ceil(n / self.jobs) * per_job + 60.0
 
     # -- sandbox
     def _make_sandbox(self) -> Sandbox:
@@ -377,7 +445,12 @@ class Grader:
             self.log(f"coursekit: the sandbox venv {self.venv} is missing; building it now "
                      f"(once; `coursekit grade --setup-sandbox` does this ahead of time)")
             setup_sandbox(self.venv, log=self.log)
-        sb = Sandbox(self.venv, limits=self.limits, isolate=self.isolate, slots=self.jobs)
+        sb = Sandbox(self.venv, limits=self.limits, isolate=self.isolate, slots=self.jobs, scratch_dir=self._base,
+                     run_name=self._base.name[len(_BASE_PREFIX):])
+        kind, detail = sb.cgroups
+        if sb.is_root and kind is None:
+            self.log(f"coursekit: no per-job cgroup ({detail}): a job's memory is bounded per process only "
+                     f"(RLIMIT_AS {self.limits.address_space >> 20} MiB x up to {self.limits.nproc} processes)")
         if self.isolate:
             try:
                 sb.self_test(self._base)
@@ -391,93 +464,135 @@ class Grader:
     # -- one submission
     def _grade_one(self, sb: Sandbox, path: Path, slots: "queue.Queue[int]") -> dict:
         student = student_id(path)
+        file = str(path)
         t0 = time.monotonic()
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_NOTEBOOK_BYTES + 1)
-        except OSError as e:
-            data = None
-            read_error = e.strerror
+            data, read_error = read_submission(path), None
+        except SubmissionError as e:
+            data, read_error = None, e
         sha = hashlib.sha256(data if data is not None else b"").hexdigest()
         key = hashlib.sha256(f"{self.prep.fingerprint}|{sha}|{int(self.isolate)}".encode()).hexdigest()
         cached = self._cached(student, key) if data is not None else None
         if cached is not None:
             cached["_cached"] = True
             return cached
-        if data is None:
-            return _empty_result(self.prep, student, str(path), sha, key, "unreadable",
-                                 f"the file could not be read ({read_error})",
+        if read_error is not None:
+            return _empty_result(self.prep, student, file, sha, key, read_error.status, read_error.message,
                                  case_message="not run (see the message above)")
         try:
             nb = read_notebook(path, data=data)
         except SubmissionError as e:
-            return _empty_result(self.prep, student, str(path), sha, key, e.status, e.message,
+            return _empty_result(self.prep, student, file, sha, key, e.status, e.message,
                                  case_message="not run (see the message above)")
         ex = extract_answers(nb, self.lab.questions, self.prep.solution_ids)
+        del nb, data
         if not ex.cells:
             fns = ", ".join(f"`{q.function}`" for q in self.lab.questions)
             msg = (f"no answer cells found: no code cell is tagged `exercise`/`q:<question>` and none defines "
                    f"{fns}")
-            return _empty_result(self.prep, student, str(path), sha, key, "no-answers", msg,
+            return _empty_result(self.prep, student, file, sha, key, "no-answers", msg,
                                  case_message="not run: no answer cell defines this function")
         slot = slots.get()
-        job = Path(tempfile.mkdtemp(prefix="job-", dir=self._base))
-        try:
-            (job / "run.py").write_bytes(self._runner_src)
-            (job / "inputs.npz").write_bytes(self.prep.inputs_npz)
-            (job / "job.json").write_text(json.dumps({
-                "cells": ex.cells, "questions": self.prep.questions_json,
-                "cell_budget_s": max(1.0, self.timeout / 2), "max_frame": self.limits.max_frame}))
-            _share(job, sb.uid(slot))
-            run = sb.run(job, timeout=self.timeout + 2.0, slot=slot)
+        try:   # the slot goes back on every path, whatever fails below
+            job = Path(tempfile.mkdtemp(prefix="job-", dir=self._base))
+            try:
+                (job / "run.py").write_bytes(self._runner_src)
+                (job / "inputs.npz").write_bytes(self.prep.inputs_npz)
+                (job / "job.json").write_text(json.dumps({
+                    "cells": ex.cells, "questions": self.prep.questions_json,
+                    "cell_budget_s": max(1.0, self.timeout / 2), "max_frame": self.limits.max_frame}))
+                _share(job, sb.uid(slot))
+                run = sb.run(job, timeout=self.timeout + 2.0, slot=slot)
+            finally:
+                shutil.rmtree(job, ignore_errors=True)
         finally:
             slots.put(slot)
-            shutil.rmtree(job, ignore_errors=True)
-        rec = score_run(self.prep, student, str(path), sha, key, ex, run, self.limits.max_frame)
+        rec = score_run(self.prep, student, file, sha, key, ex, run, self.limits.max_frame)
         rec["execution_time"] = round(time.monotonic() - t0, 3)
         return rec
 
     # -- the run
     def grade(self, submissions) -> list[dict]:
-        """Grade ``submissions`` (paths); write every output; return the records in input order."""
+        """Grade ``submissions`` (paths); write every output; return the records in input order.
+        Returns within :meth:`run_bound_s` of the number of submissions (plus writing the reports);
+        a submission not graded by then has a ``not-graded`` row and is listed in ``self.unfinished``
+        (its worker thread may still be stuck: the CLI then ends the process)."""
         from . import feedback, report
         paths = discover_submissions(submissions, exclude=[self.lab_notebook] if self.lab_notebook else [])
         self.out.mkdir(parents=True, exist_ok=True)
+        if not self.isolate:
+            os.chmod(self.out, 0o700)
+        self.students_dir.mkdir(parents=True, exist_ok=True)
         base_parent = os.environ.get("COURSEKIT_GRADE_TMP") or tempfile.gettempdir()
+        self._base, lock_fd = _new_base(base_parent)
         _remove_stale_bases(base_parent)
-        self._base = Path(tempfile.mkdtemp(prefix=f"coursekit-grade-{os.getpid()}-", dir=base_parent))
-        os.chmod(self._base, 0o711)
         self._runner_src = _RUNNER.read_bytes()
         records: dict[str, dict] = {}
-        sb = None
+        sb, pool = None, None
+        bound = self.run_bound_s(len(paths))
+        t_end = time.monotonic() + bound
         try:
             sb = self._make_sandbox()
+            self.uids = list(sb.uids)   # the sandbox uids this run uses (empty when not root)
             slots: queue.Queue[int] = queue.Queue()
             for s in range(self.jobs):
                 slots.put(s)
             bar = _progress(len(paths), self.progress, f"grading {self.lab.id}")
-            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-                futs = {pool.submit(self._grade_one_safe, sb, p, slots): p for p in paths}
-                for fut in as_completed(futs):
+            pool = ThreadPoolExecutor(max_workers=self.jobs)
+            futs = {pool.submit(self._grade_one_safe, sb, p, slots): p for p in paths}
+            try:
+                for fut in as_completed(futs, timeout=max(1.0, t_end - time.monotonic())):
                     rec = fut.result()
-                    cached = rec.pop("_cached", False)
-                    if not cached:
-                        atomic_write(self._state_path(rec["student"]), json.dumps(rec), mode=0o600, fsync=True)
-                    feedback.write_student(self.out, self.lab, rec)
+                    self._write_student(feedback, rec)
                     records[rec["student"]] = rec
                     if bar is not None:
                         bar.update(1)
+            except FuturesTimeout:
+                for fut, p in futs.items():
+                    if student_id(p) in records:
+                        continue
+                    if fut.done() and not fut.cancelled():
+                        rec = fut.result()
+                        self._write_student(feedback, rec)
+                        records[rec["student"]] = rec
+                    else:
+                        fut.cancel()
+                        self.unfinished.append(student_id(p))
+                        records[student_id(p)] = _empty_result(
+                            self.prep, student_id(p), str(p), "", "", "not-graded",
+                            f"not graded within the run's bound of {bound:.0f} s (a fault of the grader's, "
+                            f"not of this submission); it will be graded on the next run")
+                self.log(f"coursekit: {len(self.unfinished)} submissions were not graded within {bound:.0f} s")
             if bar is not None:
                 bar.close()
         finally:
+            if pool is not None:
+                pool.shutdown(wait=not self.unfinished, cancel_futures=True)
             if sb is not None:
-                self.uids = list(sb._uids)   # the sandbox uids this run used (empty when not root)
                 sb.close()
+            release_mounts_under(self._base)
             shutil.rmtree(self._base, ignore_errors=True)
+            os.close(lock_fd)
         ordered = [records[student_id(p)] for p in paths]
         report.write_grades_csv(self.out / "grades.csv", self.lab, ordered)
         report.write_report(self.out / "report.html", self.lab, ordered)
         return ordered
+
+    def _write_student(self, feedback, rec: dict) -> None:
+        """Feedback first, then the cached state: a record whose outputs failed to write is never
+        cached (it is regraded on the next run) and never stops the run."""
+        cached = rec.pop("_cached", False)
+        try:
+            feedback.write_student(self.out, self.lab, rec)
+            if not cached and rec.get("status") not in _NEVER_CACHED:
+                atomic_write(self._state_path(rec["student"]), json.dumps(rec), mode=0o600, fsync=True)
+        except Exception as e:  # noqa: BLE001 - one student's record never stops the run
+            self._state_path(rec["student"]).unlink(missing_ok=True)
+            rec["message"] = untrusted_text(f"{rec.get('message') or ''}; the grader could not write this "
+                                            f"student's feedback ({type(e).__name__}: {e}); it will be "
+                                            f"regraded on the next run", 4000)
+            self.log(f"coursekit: could not write the outputs of {untrusted_text(rec['student'], 200)!r}: "
+                     f"{untrusted_text(e, 500)}")
 
     def _grade_one_safe(self, sb, path, slots) -> dict:
         """:meth:`_grade_one`, but a bug of ours on one submission is recorded, never fatal to the run."""
@@ -490,19 +605,50 @@ class Grader:
                                  f"it will be regraded on the next run")
 
 
+def _new_base(parent) -> tuple[Path, int]:
+    """A fresh job folder for this run, with its lock file held (``flock``) until the run ends."""
+    base = Path(tempfile.mkdtemp(prefix=_BASE_PREFIX, dir=parent))
+    fd = os.open(base / _LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.chmod(base, 0o711)
+    return base, fd
+
+
+def _is_live(base: Path) -> bool:
+    """True unless ``base`` is a run folder whose lock is free (its run ended or was killed).
+    A folder without a lock (a run between ``mkdtemp`` and ``flock``) counts as live for an hour."""
+    try:
+        fd = os.open(base / _LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        try:
+            return time.time() - os.lstat(base).st_mtime < 3600
+        except OSError:
+            return False
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True   # held: a live run, in any pid namespace that shares this folder
+    finally:
+        os.close(fd)
+    return False
+
+
 def _remove_stale_bases(parent) -> None:
-    """Delete the job folders of grading runs that were killed (their pid, in the name, is gone)."""
-    if not os.path.isdir("/proc/self"):
-        return
-    for p in Path(parent).glob("coursekit-grade-*-*"):
-        pid = p.name.split("-")[2]
-        if pid.isdigit() and not os.path.exists(f"/proc/{pid}") and p.is_dir() and p.owner() == _whoami():
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _whoami() -> str:
-    import pwd
-    return pwd.getpwuid(os.geteuid()).pw_name
+    """Delete the job folders (and cgroups) of grading runs that ended without cleaning up: decided
+    by the run's lock, never by a pid (two runs may live in different pid namespaces)."""
+    parent = Path(parent)
+    for p in parent.glob(_BASE_PREFIX + "*"):
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or _is_live(p):
+            continue
+        release_mounts_under(p)
+        shutil.rmtree(p, ignore_errors=True)
+    remove_stale_cgroups(lambda name: (parent / (_BASE_PREFIX + name)).is_dir())
 
 
 def _progress(total, enabled, desc):

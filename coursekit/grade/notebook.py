@@ -10,20 +10,33 @@ in order of preference:
 3. the code cells that define ``def <function>(`` at top level (the student copied the code into
    a new cell).
 
-Only these cells run in the sandbox, in notebook order. IPython magics (``%...``, ``!...``) become
-``pass``: the sandbox has no IPython.
+Only these cells run in the sandbox, in notebook order (at most :data:`MAX_ANSWER_CELLS`). IPython
+magics (``%...``, ``!...``) become ``pass``: the sandbox has no IPython.
+
+Parsing happens in the grader, on a file the student controls, so it is bounded before ``json``
+sees a byte: the file must be a regular file (opened with ``O_NOFOLLOW``: a symlink is never
+followed, a FIFO never blocks) of at most :data:`MAX_NOTEBOOK_BYTES`, with at most
+:data:`MAX_CELLS` cells and :data:`MAX_JSON_ITEMS` JSON separators (``,`` and ``:`` bytes, an
+upper bound on the number of values). The parser's memory grows with the number of values, not
+bytes (an empty cell costs ~1.7 KiB), so these bounds hold one parse to about 100 MB and about a
+second of CPU (measured in ``tests/test_grade.py``).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 
-__all__ = ["SubmissionError", "MAX_NOTEBOOK_BYTES", "read_notebook", "cell_source", "solution_cell_ids",
+__all__ = ["SubmissionError", "MAX_NOTEBOOK_BYTES", "MAX_CELLS", "MAX_JSON_ITEMS", "MAX_ANSWER_CELLS",
+           "read_submission", "read_notebook", "cell_source", "solution_cell_ids",
            "Extraction", "extract_answers", "notebook_lab_id"]
 
-MAX_NOTEBOOK_BYTES = 64 << 20
+MAX_NOTEBOOK_BYTES = 32 << 20
+MAX_CELLS = 5_000
+MAX_JSON_ITEMS = 500_000
+MAX_ANSWER_CELLS = 100
 
 
 class SubmissionError(Exception):
@@ -34,16 +47,52 @@ class SubmissionError(Exception):
         self.status, self.message = status, message
 
 
+def read_submission(path: str | os.PathLike) -> bytes:
+    """The bytes of a submission file, at most ``MAX_NOTEBOOK_BYTES + 1`` of them; only a regular
+    file is read (``O_NOFOLLOW | O_NONBLOCK``, then ``fstat``): :class:`SubmissionError` with status
+    ``not-a-regular-file`` for a symlink, FIFO, device or folder, ``unreadable`` for an OS error."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if os.path.islink(path):
+            raise SubmissionError("not-a-regular-file", "the submission is a symbolic link; only regular "
+                                                        "files are graded") from None
+        raise SubmissionError("unreadable", f"the file could not be read ({e.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SubmissionError("not-a-regular-file", "the submission is not a regular file (a folder, FIFO "
+                                                        "or device); only regular files are graded")
+        chunks, left = [], MAX_NOTEBOOK_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as e:
+        raise SubmissionError("unreadable", f"the file could not be read ({e.strerror})") from None
+    finally:
+        os.close(fd)
+
+
 def read_notebook(path: str | os.PathLike, *, data: bytes | None = None) -> dict:
-    """Parse a notebook's JSON (at most :data:`MAX_NOTEBOOK_BYTES`); :class:`SubmissionError` otherwise."""
+    """Parse a notebook's JSON within the bounds of the module docstring; :class:`SubmissionError`
+    otherwise (status ``too-large`` or ``not-a-notebook``)."""
     if data is None:
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_NOTEBOOK_BYTES + 1)
-        except OSError as e:
-            raise SubmissionError("unreadable", f"the file could not be read ({e.strerror})") from None
+        data = read_submission(path)
     if len(data) > MAX_NOTEBOOK_BYTES:
-        raise SubmissionError("not-a-notebook", f"the file is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB")
+        raise SubmissionError("too-large", f"the file is larger than {MAX_NOTEBOOK_BYTES >> 20} MiB "
+                                           f"(clear the outputs: Kernel > Restart & Clear Output)")
+    cells = data.count(b'"cell_type"')
+    if cells > MAX_CELLS:
+        raise SubmissionError("too-large", f"the notebook has more than {MAX_CELLS} cells")
+    items = data.count(b",") + data.count(b":")
+    if items > MAX_JSON_ITEMS:
+        raise SubmissionError("too-large", f"the notebook holds more than {MAX_JSON_ITEMS} JSON values "
+                                           f"(clear the outputs: Kernel > Restart & Clear Output)")
     try:
         nb = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -127,6 +176,6 @@ def extract_answers(nb: dict, questions, solution_ids: dict[str, str]) -> Extrac
             ex.found[q.id] = how
             for i in idx:
                 chosen.setdefault(i, q.id)
-    for i in sorted(chosen):
+    for i in sorted(chosen)[:MAX_ANSWER_CELLS]:
         ex.cells.append({"label": f"exercise cell {i} ({chosen[i]})", "source": _strip_magics(cell_source(cells[i]))})
     return ex

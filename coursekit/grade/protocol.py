@@ -8,6 +8,14 @@
   whose headers describe numeric (or, for ``meta``, unicode) arrays whose byte sizes add up. A
   frame that fails any check is dropped with a reason; nothing the job sends is ever unpickled,
   followed as a path, or trusted beyond "these are the arrays your function returned".
+
+Bounded by meaning, not only by bytes: a job of a lab sends at most one frame per answer cell,
+one per case and a final one (``max_frames``); decoding stops there. Before :mod:`zipfile` reads
+a frame's directory, its end record must say at most 1 + 16 members in a directory of at most
+4 KiB. Every text field of ``meta`` passes :func:`untrusted_text` (valid UTF-8 after any lone
+surrogate is escaped, at most :data:`TEXT_LIMITS` characters: 2,000 for a message or traceback),
+and unknown fields are dropped, so a record that reaches the writers holds at most
+(cells + cases) × ~4.3 k characters of student text, whatever the job sent.
 """
 from __future__ import annotations
 
@@ -20,13 +28,63 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MAGIC", "encode_inputs", "Frame", "decode_frames"]
+__all__ = ["MAGIC", "START", "TEXT_LIMITS", "untrusted_text", "encode_inputs", "Frame", "decode_frames"]
 
 MAGIC = b"CKR1"
+START = b"CKS1"      # the runner's first write, before any student code: the start handshake
 _HEADER = struct.Struct("<Q")
+_EOCD = struct.Struct("<4sHHHHIIH")
 _MAX_ARRAYS = 16
-_MAX_META_CHARS = 64 << 10
+_MAX_DIRECTORY = 4096
+_MAX_META_CHARS = 32 << 10
 _NUMERIC = "biufc"
+TEXT_LIMITS = {"status": 32, "error_type": 100, "label": 200, "message": 2000, "trace": 2000}
+"""Characters kept of each text field of a frame's ``meta`` (the rest is cut, marked)."""
+_INT_FIELDS = ("q", "c", "cell", "n", "more")
+
+
+def untrusted_text(value, limit: int) -> str:
+    """``str(value)`` made safe to write in any encoding step: lone surrogates (``"\\ud800"``, or a
+    file name that is not UTF-8) become backslash escapes, and at most ``limit`` characters are
+    kept (a cut text ends with ``" ... (truncated)"``). Never raises."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # noqa: BLE001 - a hostile __str__
+        text = "<unprintable>"
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > limit:
+        text = text[:max(0, limit - 16)] + " ... (truncated)"
+    return text
+
+
+def _bounded_meta(meta: dict) -> dict:
+    """The fields of ``meta`` the grader reads, each of its type and bound; the rest dropped."""
+    out = {}
+    for k in _INT_FIELDS:
+        if type(meta.get(k)) is int:
+            out[k] = meta[k]
+    if meta.get("done") is True:
+        out["done"] = True
+    if meta.get("kind") in ("array", "tuple"):
+        out["kind"] = meta["kind"]
+    if type(meta.get("elapsed")) in (int, float) and math.isfinite(meta["elapsed"]):
+        out["elapsed"] = float(meta["elapsed"])
+    for k, limit in TEXT_LIMITS.items():
+        if k in meta:
+            out[k] = untrusted_text(meta[k], limit)
+    return out
+
+
+def _check_directory(data: bytes) -> None:
+    """Refuse a zip whose end record (no comment allowed) announces more members than a frame
+    has, or a central directory larger than theirs, before :mod:`zipfile` reads it."""
+    if len(data) < _EOCD.size:
+        raise ValueError("not a zip")
+    sig, disk, cd_disk, n_disk, n_total, cd_size, cd_off, comment = _EOCD.unpack_from(data, len(data) - _EOCD.size)
+    if sig != b"PK\x05\x06" or comment or disk or cd_disk or n_disk != n_total:
+        raise ValueError("the zip's end record is missing or unusual")
+    if not 1 <= n_total <= 1 + _MAX_ARRAYS or cd_size > _MAX_DIRECTORY or cd_off + cd_size > len(data):
+        raise ValueError(f"the zip directory announces {n_total} members in {cd_size} bytes")
 
 
 def encode_inputs(args: dict, arrays: dict, prefix: str) -> dict:
@@ -99,6 +157,7 @@ def _check_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> in
 
 
 def _load_frame(data: bytes, max_frame: int) -> Frame:
+    _check_directory(data)
     zf = zipfile.ZipFile(io.BytesIO(data))
     infos = zf.infolist()
     allowed = {"meta.npy"} | {f"r{k}.npy" for k in range(_MAX_ARRAYS)}
@@ -117,6 +176,7 @@ def _load_frame(data: bytes, max_frame: int) -> Frame:
         meta = json.loads(str(meta_arr[()]))
         if not isinstance(meta, dict):
             raise ValueError("meta is not an object")
+        meta = _bounded_meta(meta)
         n = sum(1 for nm in names if nm != "meta.npy")
         if sorted(names) != sorted(["meta.npy"] + [f"r{k}.npy" for k in range(n)]):
             raise ValueError("result arrays are not numbered r0..r{n-1}")
@@ -127,11 +187,16 @@ def _load_frame(data: bytes, max_frame: int) -> Frame:
     return Frame(meta, arrays)
 
 
-def decode_frames(buf: bytes, *, max_frame: int) -> tuple[list[Frame], list[str]]:
-    """(frames, problems): every well-formed frame of ``buf`` in order, and why others were dropped.
-    Decoding stops at the first framing error (what follows cannot be delimited)."""
-    frames, problems, pos = [], [], 0
+def decode_frames(buf: bytes, *, max_frame: int, max_frames: int | None = None) -> tuple[list[Frame], list[str]]:
+    """(frames, problems): the well-formed frames of ``buf`` in order, and why others were dropped.
+    Decoding stops at the first framing error (what follows cannot be delimited) and after
+    ``max_frames`` frames (what a lab can legitimately send: its answer cells + cases + 1)."""
+    frames, problems, pos, seen = [], [], 0, 0
     while pos < len(buf):
+        if max_frames is not None and seen >= max_frames:
+            problems.append(f"more result frames than this lab's cells and cases ({max_frames}); the rest "
+                            f"were ignored")
+            break
         if buf[pos:pos + 4] != MAGIC or len(buf) - pos < 12:
             problems.append(f"garbage in the result channel at byte {pos}")
             break
@@ -144,8 +209,10 @@ def decode_frames(buf: bytes, *, max_frame: int) -> tuple[list[Frame], list[str]
             break
         data = bytes(buf[pos + 12: pos + 12 + n])
         pos += 12 + n
+        seen += 1
         try:
             frames.append(_load_frame(data, max_frame))
         except Exception as e:  # noqa: BLE001 - anything malformed is rejected, never trusted
-            problems.append(f"a result frame was rejected ({type(e).__name__}: {str(e)[:200]})")
+            if len(problems) < 20:
+                problems.append(f"a result frame was rejected ({type(e).__name__}: {untrusted_text(e, 200)})")
     return frames, problems

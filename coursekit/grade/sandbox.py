@@ -1,6 +1,6 @@
 """Run one submission's code in a bubblewrap sandbox, as a non-root uid, under rlimits.
 
-The recipe (verified on this project's machines, see ``shared/recipes/sandbox.md``):
+The recipe (each point verified on this project's machines by an attack in ``tests/``):
 
 * ``prlimit`` sets RLIMIT_AS (2 GiB), CPU, NPROC (64), FSIZE, NOFILE, CORE, then execs ``bwrap``,
   started as a *non-root* uid (one per parallel worker slot, ``60000 + slot``) because the kernel
@@ -11,7 +11,20 @@ The recipe (verified on this project's machines, see ``shared/recipes/sandbox.md
   Nothing of the grader (coursekit, the solution notebook, the output folder) is bound;
 * the result comes back over a pipe (``pass_fds``), never through a file the job could replace;
   stdout+stderr are read with a cap; a wall-clock timeout kills the whole sandbox (``--new-session``
-  + ``killpg`` of bwrap, which tears down the pid namespace).
+  + ``killpg`` of bwrap, which tears down the pid namespace);
+* memory is bounded per *job*, children included: when the grader runs as root and the machine
+  has the memory and pids cgroup controllers (v2 with them enabled for our cgroup, or v1
+  hierarchies), each job runs in its own cgroup (``memory`` = :attr:`Limits.job_memory`, swap
+  off, ``pids`` = nproc + 8), entered by a root ``sh`` before it drops to the slot uid with
+  ``setpriv``. Elsewhere (not root, no controllers, no ``setpriv``) the bound is only per
+  process (RLIMIT_AS × at most ``nproc`` processes), and :attr:`Sandbox.cgroups` says so;
+* ``/tmp`` and ``/dev/shm`` are tmpfs mounted by the grader per job with a size *and* an inode
+  cap (``nr_inodes``: empty files cost kernel memory that no rlimit counts) when it may mount
+  (root with CAP_SYS_ADMIN); elsewhere bwrap's own sized tmpfs (inodes then bounded only by the
+  job's cgroup, if any);
+* a job is retried only when its start handshake (:data:`protocol.START`, the runner's first
+  write) never arrived: the sandbox failed before student code ran. What a job prints or how it
+  exits never causes a retry.
 
 The sandbox's Python is a venv built from ``/usr/bin/python3.11`` containing NumPy only
 (:func:`setup_sandbox`), at ``/var/cache/coursekit/sandbox-venv`` unless ``COURSEKIT_SANDBOX_VENV``
@@ -19,6 +32,7 @@ says otherwise.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import select
@@ -35,7 +49,8 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_VENV", "NUMPY_PIN", "SandboxUnavailable", "Limits", "RunResult", "Sandbox",
-    "sandbox_venv", "sandbox_python", "setup_sandbox", "sandbox_ready", "UNPROTECTED",
+    "sandbox_venv", "sandbox_python", "setup_sandbox", "sandbox_ready", "UNPROTECTED", "cgroup_support",
+    "release_mounts_under", "remove_stale_cgroups", "install_bubblewrap",
 ]
 
 DEFAULT_VENV = "/var/cache/coursekit/sandbox-venv"
@@ -44,14 +59,19 @@ _MARKER = ".coursekit-sandbox.json"
 _BASE_UID = 60000
 _UID_RANGE = 4096              # uids 60000..64095; each run locks the ones it uses
 _LOCK_DIR = "/run/lock/coursekit-grade"
+_START = b"CKS1"               # protocol.START (kept here too: the sandbox module stands alone)
+_START_TRIES = 3
+_CG_PREFIX = "coursekit-grade-"
 
 UNPROTECTED = """\
 !!! --no-sandbox: student code runs WITHOUT bubblewrap. Still enforced: rlimits (memory, CPU,
 !!! processes, file size), the wall-clock timeout, the output cap, a data-only result channel, and
 !!! (when the grader runs as root) a separate non-root uid. NOT protected: the code can READ every
-!!! world-readable file (the solution notebook, coursekit's references, other submissions), reach
-!!! the NETWORK, write to the host's /tmp and /dev/shm, start daemons that outlive the job, and
-!!! kill other jobs of the same uid. Use it only for code you trust."""
+!!! world-readable file (the solution notebook, coursekit's references, other submissions), read
+!!! the grader's command line and environment through /proc (the solution's path, any seed given
+!!! on the command line), reach the NETWORK, write to the host's /tmp and /dev/shm, start daemons
+!!! that outlive the job, and kill other jobs of the same uid. The output folder is made 0700 so
+!!! that other users' code cannot read the feedback. Use it only for code you trust."""
 
 
 class SandboxUnavailable(RuntimeError):
@@ -158,6 +178,10 @@ class Limits:
     output_cap: int = 64 << 10       # bytes of stdout+stderr kept; more kills the job
     max_frame: int = 32 << 20        # one result frame
     max_result: int = 128 << 20      # all result frames of one job
+    # all processes of one job together (their RAM, tmpfs pages, kernel memory): the job's cgroup
+    job_memory: int = (2 << 30) + (64 << 20) + (16 << 20) + (256 << 20)
+    tmp_inodes: int = 4096           # files + folders in /tmp (grader-mounted tmpfs, nr_inodes)
+    shm_inodes: int = 256            # in /dev/shm
 
 
 @dataclass
@@ -172,9 +196,17 @@ class RunResult:
     wall_s: float
     cpu_limit_s: int = 0
     notes: list[str] = field(default_factory=list)
+    started: bool = True             # the start handshake arrived (student code may have run)
+    memory_killed: bool = False      # the job's cgroup hit its memory limit and killed a process
+    memory_limit: int = 0
 
     def describe_exit(self) -> str | None:
         """A plain-words explanation of an abnormal end, or None for a clean exit 0."""
+        if not self.started:
+            return "the sandbox failed to start (not the submission's fault; it will be regraded on the next run)"
+        if self.memory_killed:
+            return (f"stopped: its processes together used more than the job's memory limit "
+                    f"({self.memory_limit >> 20} MiB)")
         if self.reason == "wall-timeout":
             return f"stopped: it ran past the wall-clock limit ({self.wall_s:.1f} s)"
         if self.reason == "output-cap":
@@ -200,11 +232,12 @@ class Sandbox:
 
     isolate=True: bubblewrap (refuses to start if ``bwrap`` is missing: :class:`SandboxUnavailable`).
     isolate=False: the ``--no-sandbox`` fallback (rlimits, uid switch when root, timeout, caps);
-    see :data:`UNPROTECTED` for what it does not protect.
+    see :data:`UNPROTECTED` for what it does not protect. ``scratch_dir``: a folder of the run's
+    own where the per-job tmpfs mounts go (default: none, bwrap's tmpfs without an inode cap).
     """
 
     def __init__(self, venv: str | os.PathLike | None = None, *, limits: Limits = Limits(), isolate: bool = True,
-                 slots: int = 1):
+                 slots: int = 1, scratch_dir: str | os.PathLike | None = None, run_name: str | None = None):
         self.venv = Path(venv) if venv is not None else sandbox_venv()
         self.limits = limits
         self.isolate = isolate
@@ -213,9 +246,11 @@ class Sandbox:
         self._locks: list[int] = []
         self.bwrap = shutil.which("bwrap")
         self.prlimit = shutil.which("prlimit")
+        self.setpriv = shutil.which("setpriv")
         if isolate and not self.bwrap:
-            raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed: `apt-get install bubblewrap`, "
-                                     "or pass --no-sandbox for trusted code only")
+            raise SandboxUnavailable("bubblewrap (`bwrap`) is not installed: run `coursekit grade --setup-sandbox` "
+                                     "(as root it installs it), or `apt-get install bubblewrap`; or pass "
+                                     "--no-sandbox for trusted code only")
         if not self.prlimit and isolate:
             raise SandboxUnavailable("`prlimit` (util-linux) is not installed")
         real = os.path.realpath(self.venv / "bin" / "python")
@@ -224,6 +259,19 @@ class Sandbox:
             self._reserve(slots)
         if isolate:
             _become_subreaper()
+        # per-job cgroups: only where a root shell can enter one and then drop to the slot uid
+        self.cgroups = cgroup_support() if (self.is_root and self.setpriv) else \
+            (None, "not root or no `setpriv`: memory is bounded per process only")
+        self._cg_name = _CG_PREFIX + (run_name or f"{os.getpid()}-{os.urandom(4).hex()}")
+        self._scratch = Path(scratch_dir) if scratch_dir is not None and isolate and self.is_root else None
+        if self._scratch is not None and not _mount_works(self._scratch):
+            self._scratch = None
+        self.inode_cap = self._scratch is not None
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        """The sandbox uids this sandbox reserved (one per worker slot; empty when not root)."""
+        return tuple(self._uids)
 
     # ------------------------------------------------------------------ uids
     def _reserve(self, n: int) -> None:
@@ -251,11 +299,20 @@ class Sandbox:
                 continue
             self._uids.append(uid)
             self._locks.append(fd)
-        raise SandboxUnavailable(f"Sandbox: could not reserve {n} free sandbox uids in "
-                                 f"[{_BASE_UID}, {_BASE_UID + _UID_RANGE})")
+        if len(self._uids) < n:
+            raise SandboxUnavailable(f"Sandbox: could not reserve {n} free sandbox uids in "
+                                     f"[{_BASE_UID}, {_BASE_UID + _UID_RANGE})")
 
     def close(self) -> None:
-        """Release the reserved uids."""
+        """Release the reserved uids, the per-job mount points and this sandbox's cgroups."""
+        if self._scratch is not None:
+            for d in self._scratch.glob("scratch-*"):
+                release_mounts_under(d)
+                shutil.rmtree(d, ignore_errors=True)
+        kind, roots = self.cgroups
+        if kind is not None:
+            for root in roots.values():
+                _rmdir_tree(os.path.join(root, self._cg_name))
         for fd in self._locks:
             os.close(fd)
         self._locks, self._uids = [], []
@@ -270,19 +327,23 @@ class Sandbox:
         """The uid of worker slot ``slot`` (None when not root: jobs run as our own uid)."""
         return self._uids[int(slot)] if self.is_root else None
 
-    def _drain(self, uid: int, timeout: float = 5.0) -> None:
-        """Wait until no process of ``uid`` is left (a killed sandbox's pid namespace is torn down
-        asynchronously), then SIGKILL stragglers; the uid is ours alone (:meth:`_reserve`)."""
-        t_end = time.monotonic() + timeout
-        while _reap_and_count(uid):
-            if time.monotonic() > t_end:
-                for pid in _pids_of(uid):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-                t_end = time.monotonic() + timeout
-            time.sleep(0.01)
+    def _drain(self, uid: int, cg: "_JobCgroup | None", timeout: float = 5.0) -> None:
+        """Wait until no process of ``uid`` (and of the job's cgroup) is left (a killed sandbox's pid
+        namespace is torn down asynchronously), SIGKILLing stragglers after ``timeout``; gives up
+        after three rounds (a process stuck in the kernel) so that the run goes on."""
+        for _round in range(3):
+            t_end = time.monotonic() + timeout
+            while _reap_and_count(uid) or (cg is not None and cg.pids()):
+                if time.monotonic() > t_end:
+                    break
+                time.sleep(0.01)
+            else:
+                return
+            for pid in _pids_of(uid) + (cg.pids() if cg is not None else []):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     # ------------------------------------------------------------------ command line
 
@@ -295,7 +356,7 @@ class Sandbox:
                 f"--fsize={L.fsize}", f"--nofile={L.nofile}", "--core=0"]
 
     def argv(self, job_dir: str | os.PathLike, fd: int, cpu_s: int, script: str = "run.py",
-             extra: tuple[str, ...] = ()) -> list[str]:
+             extra: tuple[str, ...] = (), *, scratch: Path | None = None) -> list[str]:
         L = self.limits
         limits = [self.prlimit, *self._limits_argv(cpu_s), "--"] if self.prlimit else \
             [sys.executable, "-I", "-c", _RLIMIT_TRAMPOLINE, json.dumps(self._rlimits_dict(cpu_s)), "--"]
@@ -313,9 +374,12 @@ class Sandbox:
         bw += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
                "--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
                "--ro-bind", str(self.venv), "/venv", "--ro-bind", str(job_dir), "/in",
-               "--proc", "/proc", "--dev", "/dev",
-               "--size", str(L.shm_size), "--tmpfs", "/dev/shm", "--size", str(L.tmp_size), "--tmpfs", "/tmp",
-               "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp",
+               "--proc", "/proc", "--dev", "/dev"]
+        if scratch is not None:   # tmpfs mounted by us, with nr_inodes
+            bw += ["--bind", str(scratch / "shm"), "/dev/shm", "--bind", str(scratch / "tmp"), "/tmp"]
+        else:
+            bw += ["--size", str(L.shm_size), "--tmpfs", "/dev/shm", "--size", str(L.tmp_size), "--tmpfs", "/tmp"]
+        bw += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp",
                "/venv/bin/python", "-I", "-B", f"/in/{script}", "/in", str(fd), *extra]
         return [*limits, *bw]
 
@@ -328,36 +392,80 @@ class Sandbox:
     def run(self, job_dir: str | os.PathLike, *, timeout: float, slot: int = 0, script: str = "run.py",
             extra: tuple[str, ...] = ()) -> RunResult:
         """Run ``job_dir/script`` (must be readable by the slot uid) and collect stdout and the
-        result pipe, both capped; kill the sandbox at ``timeout`` seconds of wall clock. A start that
-        fails for lack of resources (EAGAIN creating the namespaces) is retried a few times."""
-        for attempt in range(5):
+        result pipe, both capped; kill the sandbox at ``timeout`` seconds of wall clock. A start
+        that never reached the handshake (bwrap could not create its namespaces, say) is retried
+        up to :data:`_START_TRIES` times; a job that started is never retried, whatever it printed.
+        Bound: ``_START_TRIES × (timeout + 15 s)`` of wall clock."""
+        for attempt in range(_START_TRIES):
             res = self._run_once(job_dir, timeout=timeout, slot=slot, script=script, extra=extra)
-            uid = self.uid(slot)
-            if uid is not None:
-                self._drain(uid)
-            if not (res.returncode == 1 and b"bwrap: Creating new namespace failed" in res.stdout[:300]
-                    and not res.result):
+            if res.started or res.reason is not None:
                 break
             time.sleep(0.1 * (attempt + 1))
         return res
 
+    def _job_cgroup(self, slot: int) -> "_JobCgroup | None":
+        kind, roots = self.cgroups
+        if kind is None:
+            return None
+        L = self.limits
+        try:
+            return _JobCgroup(kind, {c: os.path.join(r, self._cg_name, f"slot{slot}") for c, r in roots.items()},
+                              memory=L.job_memory, pids=L.nproc + 8)
+        except OSError:
+            return None
+
+    def _mount_scratch(self, slot: int, uid: int | None) -> Path | None:
+        """Mount a fresh ``tmp`` and ``shm`` tmpfs (size and inode caps, owned by the slot uid) on the
+        slot's mount points, made once per run; every job gets empty ones."""
+        if self._scratch is None or uid is None:
+            return None
+        L = self.limits
+        root = self._scratch / f"scratch-{slot}"
+        mounted = []
+        try:
+            for name, size, inodes in (("tmp", L.tmp_size, L.tmp_inodes), ("shm", L.shm_size, L.shm_inodes)):
+                d = root / name
+                if not d.is_dir():
+                    d.mkdir(parents=True, exist_ok=True)
+                    os.chmod(root, 0o755)
+                _mount_tmpfs(d, f"size={size},nr_inodes={inodes},mode=0700,uid={uid},gid={uid}")
+                mounted.append(d)
+            return root
+        except OSError:
+            for d in mounted:
+                _umount(d)
+            return None
+
     def _run_once(self, job_dir, *, timeout, slot, script, extra) -> RunResult:
         L = self.limits
         cpu_s = max(2, int(timeout) + 2)
-        r, w = os.pipe()
         uid = self.uid(slot)
-        kw = dict(user=uid, group=uid, extra_groups=[]) if uid is not None else {}
+        cg = self._job_cgroup(slot)
+        scratch = self._mount_scratch(slot, uid) if self.isolate else None
+        r, w = os.pipe()
         t0 = time.monotonic()
         try:
-            p = subprocess.Popen(self.argv(job_dir, w, cpu_s, script, extra), stdin=subprocess.DEVNULL,
+            argv = self.argv(job_dir, w, cpu_s, script, extra, scratch=scratch)
+            if cg is not None:   # a root shell enters the cgroup, then drops to the slot uid
+                kw = {}
+                wrap = ["/bin/sh", "-c", 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; '
+                                         'shift; exec "$@"', "sh", *cg.procs_files(), "--"]
+                if uid is not None:
+                    wrap += [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                             "--inh-caps=-all", "--"]
+                argv = wrap + argv
+            else:
+                kw = dict(user=uid, group=uid, extra_groups=[]) if uid is not None else {}
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"} if self.isolate else _fallback_env(),
                                  cwd=str(job_dir), close_fds=True, pass_fds=(w,), start_new_session=True, **kw)
         except BaseException:
             os.close(r)
-            raise
-        finally:
             os.close(w)
+            _cleanup_job(cg, scratch)
+            raise
+        os.close(w)
         out, res, reason = bytearray(), bytearray(), None
         fds = {p.stdout.fileno(): "out", r: "res"}
         try:
@@ -395,7 +503,18 @@ class Sandbox:
         finally:
             os.close(r)
             p.stdout.close()
-        return RunResult(rc, reason, bytes(out), bytes(res), time.monotonic() - t0, cpu_s)
+            try:
+                if uid is not None:
+                    self._drain(uid, cg)
+                elif cg is not None:
+                    self._drain(-1, cg)
+            finally:
+                memory_killed = cg is not None and cg.oom_killed()
+                _cleanup_job(cg, scratch)
+        started = bytes(res[:len(_START)]) == _START
+        result = bytes(res[len(_START):]) if started else bytes(res)
+        return RunResult(rc, reason, bytes(out), result, time.monotonic() - t0, cpu_s, started=started,
+                         memory_killed=memory_killed, memory_limit=L.job_memory if cg is not None else 0)
 
     # ------------------------------------------------------------------ self-test
     def self_test(self, base_dir: str | os.PathLike, *, timeout: float = 20.0) -> dict:
@@ -449,6 +568,7 @@ class Sandbox:
 
 _PROBE = textwrap.dedent("""\
     import json, os, socket, sys
+    os.write(int(sys.argv[2]), b"CKS1")
     port, secret = int(sys.argv[3]), sys.argv[4]
     out = {"uid": os.getuid()}
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.settimeout(2)
@@ -563,3 +683,251 @@ def _share(job_dir: Path, uid: int | None) -> None:
     if uid is not None:
         os.chown(job_dir, 0, uid)
 
+
+
+# ----------------------------------------------------------------------------- per-job cgroups
+
+def _self_cgroups() -> dict[str, str]:
+    """``{controller or "": path}`` from /proc/self/cgroup ("" is the v2 unified hierarchy)."""
+    out = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _id, ctrls, path = line.rstrip("\n").split(":", 2)
+                for c in ctrls.split(",") if ctrls else [""]:
+                    out[c] = path
+    except OSError:
+        pass
+    return out
+
+
+def _cgroup_mounts() -> dict[str, str]:
+    """``{controller: mount point}`` of v1 hierarchies, and ``"": mount point`` of cgroup2."""
+    out = {}
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fstype, _src, opts = (right.split() + ["", "", ""])[:3]
+                mnt = left.split()[4]
+                if fstype == "cgroup2":
+                    out.setdefault("", mnt)
+                elif fstype == "cgroup":
+                    for o in opts.split(","):
+                        if o in ("memory", "pids"):
+                            out[o] = mnt
+    except OSError:
+        pass
+    return out
+
+
+def cgroup_support() -> tuple[str | None, dict | str]:
+    """Whether this process can give each job a memory + pids cgroup.
+
+    Returns ``("v2", {"": dir})`` when the cgroup2 hierarchy has both controllers enabled (or
+    enableable) below our own cgroup, ``("v1", {"memory": dir, "pids": dir})`` for v1 hierarchies
+    whose cgroup of ours is writable, else ``(None, why)``. ``dir`` is where job cgroups are made."""
+    mounts, mine = _cgroup_mounts(), _self_cgroups()
+    if "memory" in mounts and "pids" in mounts and "memory" in mine and "pids" in mine:
+        roots = {c: os.path.normpath(mounts[c] + "/" + mine[c]) for c in ("memory", "pids")}
+        if all(os.access(r, os.W_OK) for r in roots.values()):
+            return "v1", roots
+    if "" in mounts and "" in mine:
+        root = os.path.normpath(mounts[""] + "/" + mine[""])
+        try:
+            with open(os.path.join(root, "cgroup.controllers")) as f:
+                available = f.read().split()
+            if {"memory", "pids"} <= set(available) and os.access(root, os.W_OK):
+                with open(os.path.join(root, "cgroup.subtree_control")) as f:
+                    enabled = set(f.read().split())
+                if not {"memory", "pids"} <= enabled:
+                    with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+                        f.write("+memory +pids")
+                return "v2", {"": root}
+        except OSError as e:
+            return None, f"cgroup v2 at {root}: memory and pids cannot be enabled for sub-cgroups ({e.strerror})"
+        return None, f"cgroup v2 at {root}: the memory and pids controllers are not delegated to us"
+    return None, "no writable memory and pids cgroup controllers"
+
+
+class _JobCgroup:
+    """The memory + pids cgroup(s) of one job: made before it starts, removed after it is drained."""
+
+    def __init__(self, kind: str, dirs: dict[str, str], *, memory: int, pids: int):
+        self.kind, self.dirs = kind, dirs
+        for d in dirs.values():
+            os.makedirs(d, exist_ok=True)
+        if kind == "v2":
+            d = dirs[""]
+            _write(d, "memory.max", memory)
+            _write(d, "memory.swap.max", 0, optional=True)
+            _write(d, "pids.max", pids)
+            self._oom0 = self._oom_count()
+        else:
+            _write(dirs["memory"], "memory.limit_in_bytes", memory)
+            _write(dirs["memory"], "memory.memsw.limit_in_bytes", memory, optional=True)
+            _write(dirs["pids"], "pids.max", pids)
+            self._oom0 = self._oom_count()
+
+    def procs_files(self) -> list[str]:
+        return [os.path.join(d, "cgroup.procs") for d in self.dirs.values()]
+
+    def pids(self) -> list[int]:
+        out = set()
+        for f in self.procs_files():
+            try:
+                with open(f) as fh:
+                    out.update(int(x) for x in fh.read().split())
+            except (OSError, ValueError):
+                pass
+        return sorted(out)
+
+    def _oom_count(self) -> int:
+        name = "memory.events" if self.kind == "v2" else "memory.oom_control"
+        try:
+            with open(os.path.join(self.dirs["" if self.kind == "v2" else "memory"], name)) as f:
+                for line in f:
+                    k, _, v = line.partition(" ")
+                    if k == "oom_kill":
+                        return int(v)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def oom_killed(self) -> bool:
+        return self._oom_count() > self._oom0
+
+    def remove(self) -> None:
+        for d in self.dirs.values():
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+def _write(d: str, name: str, value, *, optional: bool = False) -> None:
+    try:
+        with open(os.path.join(d, name), "w") as f:
+            f.write(str(value))
+    except OSError:
+        if not optional:
+            raise
+
+
+def _rmdir_tree(d: str) -> None:
+    """rmdir a cgroup and its (empty) children; a cgroup that still has processes stays."""
+    try:
+        for child in os.listdir(d):
+            if os.path.isdir(os.path.join(d, child)):
+                try:
+                    os.rmdir(os.path.join(d, child))
+                except OSError:
+                    pass
+        os.rmdir(d)
+    except OSError:
+        pass
+
+
+def remove_stale_cgroups(is_live) -> None:
+    """Remove the (empty) cgroups of grading runs for which ``is_live(run_name)`` is False."""
+    kind, roots = cgroup_support() if os.geteuid() == 0 else (None, None)
+    if kind is None:
+        return
+    for root in roots.values():
+        try:
+            names = [n for n in os.listdir(root) if n.startswith(_CG_PREFIX)]
+        except OSError:
+            continue
+        for n in names:
+            if not is_live(n[len(_CG_PREFIX):]):
+                _rmdir_tree(os.path.join(root, n))
+
+
+# ----------------------------------------------------------------------------- per-job tmpfs with an inode cap
+
+_MS_NOSUID, _MS_NODEV, _MNT_DETACH = 2, 4, 2
+
+
+_LIBC = []
+
+
+def _libc():
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
+
+
+def _umount(path) -> None:
+    try:
+        _libc().umount2(os.fsencode(str(path)), _MNT_DETACH)
+    except (OSError, AttributeError):
+        pass
+
+
+def _mount_tmpfs(path: Path, options: str) -> None:
+    if _libc().mount(b"tmpfs", os.fsencode(str(path)), b"tmpfs", _MS_NOSUID | _MS_NODEV, options.encode()) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount tmpfs on {path}: {os.strerror(e)}")
+
+
+def _mount_works(scratch: Path) -> bool:
+    """Whether we may mount a tmpfs (root with CAP_SYS_ADMIN in our mount namespace)."""
+    probe = scratch / "mount-probe"
+    try:
+        probe.mkdir(parents=True, exist_ok=True)
+        _mount_tmpfs(probe, "size=64k,nr_inodes=16,mode=0700")
+    except (OSError, AttributeError):
+        return False
+    release_mounts_under(probe)
+    shutil.rmtree(probe, ignore_errors=True)
+    return True
+
+
+def release_mounts_under(path: str | os.PathLike) -> None:
+    """Detach every mount at or below ``path`` (deepest first): a job's tmpfs, or a killed run's."""
+    prefix = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+    except OSError:
+        return
+    points = [p.encode().decode("unicode_escape") for p in points]
+    for mnt in sorted((p for p in points if p == prefix or p.startswith(prefix + "/")), key=len, reverse=True):
+        _umount(mnt)
+
+
+def _cleanup_job(cg: "_JobCgroup | None", scratch: Path | None) -> None:
+    if scratch is not None:   # the job's two tmpfs (mounted by _mount_scratch): their files go with them
+        for name in ("tmp", "shm"):
+            _umount(scratch / name)
+    if cg is not None:
+        cg.remove()
+
+
+# ----------------------------------------------------------------------------- bubblewrap itself
+
+def install_bubblewrap(*, log=None) -> tuple[bool, str]:
+    """Install bubblewrap where this process can: as root with ``apt-get`` (Debian/Ubuntu).
+    Returns (installed or already present, what was done or the exact command to run)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if shutil.which("bwrap"):
+        return True, f"bubblewrap is installed ({shutil.which('bwrap')})"
+    apt = shutil.which("apt-get")
+    if apt and os.geteuid() == 0:
+        log("coursekit: installing bubblewrap with apt-get ...")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for argv in ([apt, "update"], [apt, "install", "-y", "bubblewrap"]):
+            r = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            if r.returncode:
+                return False, (f"`{' '.join(argv)}` failed ({r.returncode}): {r.stderr[-500:]}; "
+                               f"run `apt-get install -y bubblewrap` yourself")
+        return shutil.which("bwrap") is not None, "installed bubblewrap with apt-get"
+    if apt:
+        return False, "bubblewrap is missing: run `sudo apt-get install -y bubblewrap`"
+    for tool, cmd in (("dnf", "sudo dnf install -y bubblewrap"), ("yum", "sudo yum install -y bubblewrap"),
+                      ("pacman", "sudo pacman -S bubblewrap"), ("zypper", "sudo zypper install bubblewrap"),
+                      ("apk", "sudo apk add bubblewrap")):
+        if shutil.which(tool):
+            return False, f"bubblewrap is missing: run `{cmd}`"
+    return False, ("bubblewrap is missing and this system has no package manager we know: install "
+                   "bubblewrap (https://github.com/containers/bubblewrap), or grade on Linux with apt")

@@ -124,3 +124,17 @@ def notebook(answers: dict[str, str] | None = None, *, extra_cells=(), tags: boo
 def write_notebook(path, nb: dict) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(nb, f, indent=1)
+
+
+def count_jobs(mp, sandbox) -> list:
+    """Patch ``sandbox.Sandbox.run`` through ``mp`` (a pytest MonkeyPatch) to record the job folder of
+    every grading job (the self-test's probe is not counted); returns the list it fills."""
+    runs = []
+    real = sandbox.Sandbox.run
+
+    def counting(self, job, **kw):
+        if kw.get("script", "run.py") == "run.py":
+            runs.append(job)
+        return real(self, job, **kw)
+    mp.setattr(sandbox.Sandbox, "run", counting)
+    return runs

@@ -1,15 +1,24 @@
 """Lab 5 — the training challenge on the embedded digits data (plus softmax cross-entropy).
 
-``train_and_predict(X_train, y_train, X_val, y_val, X_test, seed) -> labels`` gets RAW pixel
-intensities (0..16) of scikit-learn's bundled 8×8 digits, split by
-``coursekit.data.load_digits(seed=seed, val_size=VAL_SIZE, test_size=TEST_SIZE, standardize=False)``,
-and returns predicted labels for the unlabelled ``X_test``. Its reference does not train: it
-returns the true test labels of that split (they never enter the sandbox), and :func:`score`
-turns the accuracy into partial credit, linear from :data:`ZERO_CREDIT_ACCURACY` (0 points) to
+``train_and_predict(X_train, y_train, X_val, y_val, X_test, seed) -> labels`` gets scikit-learn's
+bundled 8×8 digits, split by :func:`split` with a secret split seed and then *disguised* with a
+secret key (:func:`disguise`: the 64 pixels in a secret order, each under a secret affine map
+``a·x + b`` with ``a`` in [0.5, 2] and ``b`` in [-8, 8]), and returns predicted labels for the
+unlabelled ``X_test``. The digits are public, so undisguised images (or a split seed passed to the
+student) would let a lookup table of them score full marks without training; disguised, a
+learner that standardizes each pixel sees the same problem, and a lookup table matches nothing
+(``tests/test_grade.py`` checks both). ``seed`` is a fresh number for the student's own RNG, not
+the split's. The reference does not train: it returns the true test labels, which the case's
+input function keeps in this process (keyed by the SHA-256 of ``X_test``; they never enter the
+sandbox), and :func:`score` turns the accuracy into partial credit, linear from :data:`ZERO_CREDIT_ACCURACY` (0 points) to
 :data:`FULL_CREDIT_ACCURACY` (all points). The stated compute budget is
 :data:`BUDGET_SECONDS` per call on one CPU core (``Lab.timeout_s`` bounds the whole submission).
 """
 from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections import OrderedDict
 
 import numpy as np
 
@@ -94,24 +103,55 @@ SOFTMAX_CE = Question(
 
 
 def split(seed):
-    """The challenge's split for ``seed``: raw float64 pixels, int64 labels (a coursekit Digits)."""
+    """The challenge's split for ``seed``: raw float64 pixels (0..16), int64 labels (a coursekit Digits)."""
     return data.load_digits(seed=int(seed), val_size=VAL_SIZE, test_size=TEST_SIZE, standardize=False,
                             backend="numpy", dtype="float64")
 
 
+def disguise(d, rng):
+    """``d`` (a Digits) with every image's pixels permuted and affinely mapped by a key drawn from
+    ``rng`` (the same key for all three splits, so what is learnt on one holds on the others)."""
+    perm = rng.permutation(d.X_train.shape[1])
+    a = rng.uniform(0.5, 2.0, size=perm.size)
+    b = rng.uniform(-8.0, 8.0, size=perm.size)
+    return dataclasses.replace(d, X_train=d.X_train[:, perm] * a + b, X_val=d.X_val[:, perm] * a + b,
+                               X_test=d.X_test[:, perm] * a + b)
+
+
+def challenge_split(seed):
+    """A disguised split for rehearsing the grading on your own seeds (:func:`disguise` of
+    :func:`split`, key drawn from ``seed``); the grader's seeds and keys are secret."""
+    return disguise(split(seed), np.random.default_rng([int(seed), 5]))
+
+
+_TEST_LABELS: "OrderedDict[str, np.ndarray]" = OrderedDict()   # digest of X_test -> its true labels
+_REMEMBERED = 256
+
+
+def _digest(X) -> str:
+    X = np.ascontiguousarray(np.asarray(X, dtype=np.float64))
+    return hashlib.sha256(f"{X.shape}".encode() + X.tobytes()).hexdigest()
+
+
 def train_and_predict(X_train, y_train, X_val, y_val, X_test, seed):
-    """Reference: the TRUE labels of ``X_test`` (looked up from the split that ``seed`` determines)."""
-    d = split(seed)
-    if X_test.shape != d.X_test.shape or not np.array_equal(X_test, d.X_test):
-        raise ValueError("train_and_predict (reference): X_test is not the test split of this seed")
-    return d.y_test
+    """Reference: the TRUE labels of ``X_test``, kept by :func:`challenge_inputs` when it drew the case."""
+    labels = _TEST_LABELS.get(_digest(X_test))
+    if labels is None:
+        raise ValueError("train_and_predict (reference): X_test is not the test split of a case drawn by "
+                         "challenge_inputs in this process")
+    return labels.copy()
 
 
 def challenge_inputs(rng):
-    """Case inputs: a split drawn with a seed taken from ``rng`` (the grader's rng is secret)."""
-    seed = int(rng.integers(0, 2**31 - 1))
-    d = split(seed)
-    return dict(X_train=d.X_train, y_train=d.y_train, X_val=d.X_val, y_val=d.y_val, X_test=d.X_test, seed=seed)
+    """Case inputs: a split drawn with a secret seed from ``rng`` (the grader's rng is secret),
+    disguised with a secret key; the student's ``seed`` is an unrelated draw."""
+    d = split(int(rng.integers(0, 2**31 - 1)))
+    dd = disguise(d, rng)
+    _TEST_LABELS[_digest(dd.X_test)] = d.y_test.copy()
+    while len(_TEST_LABELS) > _REMEMBERED:
+        _TEST_LABELS.popitem(last=False)
+    return dict(X_train=dd.X_train, y_train=d.y_train, X_val=dd.X_val, y_val=d.y_val, X_test=dd.X_test,
+                seed=int(rng.integers(0, 2**31 - 1)))
 
 
 def score(got, expected, inputs):
