@@ -32,9 +32,9 @@ def csv_cell(text) -> str:
     of one (spreadsheets skip such leading characters before reading a formula).
     """
     raw = text if isinstance(text, str) else str(text)
+    text = clean_text(raw).replace("\n", " ")
     if raw[:1] in ("\t", "\r", "\n"):
-        return "'" + clean_text(raw, multiline=False)
-    text = clean_text(raw, multiline=False)
+        return "'" + text
     for ch in text:
         if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp") or ch == "\ufffd":
             continue
