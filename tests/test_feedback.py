@@ -186,7 +186,7 @@ def test_hidden_cases_show_grader_words_only():
     visible = [t for t in res["tests"] if t["visibility"] == "visible"]
     hidden_tests = [t for t in res["tests"] if t["visibility"] != "visible"]
     assert all(SECRET in t["output"] for t in visible)       # the channel exists: visible text is shown
-    assert [t["output"] for t in hidden_tests] == [feedback.CASE_TEXT[s] for s in statuses[:3]]
+    assert [t["output"] for t in hidden_tests] == [feedback.CASE_TEXT[s] + feedback.HIDDEN_NOTE for s in statuses[:3]]
     for text in (md, page):
         assert text.count(SECRET) == len(visible) and "Leak0_8137250" in text
         hidden_part = re.findall(r"hidden test \d[^\n]*", text)
@@ -201,10 +201,10 @@ def test_hidden_misconception_text_comes_from_the_lab():
     rec["questions"][0]["cases"][1]["misconception"] = "not-a-misconception-of-this-lab"
     res = feedback.gradescope_results(FX.LAB, rec)
     outputs = {t["name"]: t["output"] for t in res["tests"]}
-    assert outputs["Q2 softmax: hidden test 2"] == ("failed: Likely misconception [softmax-global]: Each row is its "
+    assert outputs["Q2 softmax: hidden test 2"] == ("failed (hidden test: details are not shown). Likely misconception [softmax-global]: Each row is its "
                                                     "own distribution: normalise along axis 1, not over the whole "
                                                     "array.")
-    assert outputs["Q1 relu: hidden test 2"] == "failed"
+    assert outputs["Q1 relu: hidden test 2"] == "failed (hidden test: details are not shown)"
     for text in (feedback.markdown(FX.LAB, rec), feedback.html_page(FX.LAB, rec), json.dumps(res)):
         assert "FORGED" not in text and "not-a-misconception" not in text
 
@@ -274,5 +274,5 @@ def test_hidden_input_in_exception_type_name_is_not_shown(tmp_path):
         assert token[1] not in text                # hidden case: not its input, through any channel
     res = json.loads(texts[2])
     hidden = [t for t in res["tests"] if t["name"] == "Q1 relu: hidden test 2"]
-    assert hidden[0]["output"] == "raised an exception" and hidden[0]["score"] == 0
+    assert hidden[0]["output"] == "raised an exception" + feedback.HIDDEN_NOTE and hidden[0]["score"] == 0
     assert np.isclose(res["score"], 4.0)           # softmax and affine_backward are the solution's

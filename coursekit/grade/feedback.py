@@ -36,7 +36,7 @@ import jinja2
 from .._io import atomic_write, safe_name
 
 __all__ = ["markdown", "html_page", "gradescope_results", "write_student", "feedback_view", "clean_text",
-           "Untrusted", "STATUS_TEXT", "CASE_TEXT", "MAX_FIELD", "MAX_PAGE_TEXT", "MAX_CELL_ERRORS"]
+           "Untrusted", "STATUS_TEXT", "CASE_TEXT", "HIDDEN_NOTE", "MAX_FIELD", "MAX_PAGE_TEXT", "MAX_CELL_ERRORS"]
 
 STATUS_TEXT = {
     "ok": "graded",
@@ -60,7 +60,9 @@ CASE_TEXT = {
     "not-defined": "the function was not defined",
     "no-result": "no result came back",
 }
-"""A case's outcome in grader words: all that a case that is not ``visible`` shows."""
+"""A case's outcome in grader words: all that a case that is not ``visible`` shows (with :data:`HIDDEN_NOTE`
+when it did not pass)."""
+HIDDEN_NOTE = " (hidden test: details are not shown)"
 
 MAX_FIELD = 1000
 """Characters kept of one untrusted text field (a message, a cell error); the student id keeps 200."""
@@ -167,7 +169,8 @@ def feedback_view(lab, rec: dict) -> dict:
             cases.append({"label": c["name"] if visible else f"hidden test {int(c['index']) + 1}",
                           "number": f"{k}.{int(c['index']) + 1}", "visible": visible,
                           "visibility": c.get("visibility", "hidden"), "status": st, "mark": _MARK[st],
-                          "result": CASE_TEXT[st], "note": note, "passed": st == "passed",
+                          "result": CASE_TEXT[st] + ("" if visible or st in ("passed", "not-implemented")
+                                                     else HIDDEN_NOTE), "note": note, "passed": st == "passed",
                           "score": float(c.get("score", 0.0)), "max_score": float(c.get("max_score", 0.0)),
                           "points": f"{_fmt(c.get('score', 0.0))} / {_fmt(c.get('max_score', 0.0))}"})
         view["questions"].append({"number": k, "title": q.get("title") or q.get("function", ""),
@@ -243,7 +246,7 @@ def gradescope_results(lab, rec: dict) -> dict:
     tests = []
     for q in v["questions"]:
         for c in q["cases"]:
-            output = c["result"] if c["note"] is None else f"{c['result']}: {c['note']}" if not c["visible"] \
+            output = c["result"] if c["note"] is None else f"{c['result']}. {c['note']}" if not c["visible"] \
                 else str(c["note"])
             tests.append({"name": f"Q{q['number']} {q['function']}: {c['label']}", "name_format": "text",
                           "number": c["number"], "score": c["score"], "max_score": c["max_score"],
