@@ -128,8 +128,8 @@ def test_markdown_fence_outlasts_any_backtick_run():
 
 def test_markdown_template_refuses_bare_untrusted_text():
     with pytest.raises(TypeError, match="untrusted"):
-        feedback._env("md").from_string("{{ x }}").render(x=feedback.Untrusted("<b>"))
-    assert feedback._env("md").from_string("{{ x|code }}").render(x=feedback.Untrusted("<b>")) == "`<b>`"
+        feedback.environment("md").from_string("{{ x }}").render(x=feedback.Untrusted("<b>"))
+    assert feedback.environment("md").from_string("{{ x|code }}").render(x=feedback.Untrusted("<b>")) == "`<b>`"
 
 
 # ----------------------------------------------------------------------------- HTML

@@ -36,7 +36,7 @@ import jinja2
 from .._io import atomic_write, safe_name
 
 __all__ = ["markdown", "html_page", "gradescope_results", "write_student", "feedback_view", "clean_text",
-           "Untrusted", "STATUS_TEXT", "CASE_TEXT", "HIDDEN_NOTE", "MAX_FIELD", "MAX_PAGE_TEXT", "MAX_CELL_ERRORS"]
+           "Untrusted", "environment", "render", "md_fence", "md_code", "md_cell", "STATUS_TEXT", "CASE_TEXT", "HIDDEN_NOTE", "MAX_FIELD", "MAX_PAGE_TEXT", "MAX_CELL_ERRORS"]
 
 STATUS_TEXT = {
     "ok": "graded",
@@ -211,7 +211,9 @@ def _md_finalize(value):
 
 
 @lru_cache(maxsize=None)
-def _env(kind: str) -> jinja2.Environment:
+def environment(kind: str) -> jinja2.Environment:
+    """The Jinja2 environment of ``templates/``: ``"html"`` autoescapes every value; ``"md"`` has the
+    filters ``fence``, ``code`` and ``cell`` and raises on :class:`Untrusted` text printed bare."""
     loader = jinja2.FileSystemLoader(Path(__file__).with_name("templates"))
     common = dict(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                   keep_trailing_newline=True)
@@ -225,7 +227,7 @@ def _env(kind: str) -> jinja2.Environment:
 def render(kind: str, template: str, **context) -> str:
     """Render ``templates/<template>`` (``kind`` ``"html"``: autoescaped; ``"md"``: untrusted text must be
     fenced or code-spanned)."""
-    return _env(kind).get_template(template).render(**context)
+    return environment(kind).get_template(template).render(**context)
 
 
 def markdown(lab, rec: dict) -> str:

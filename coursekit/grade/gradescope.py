@@ -35,6 +35,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from .._io import atomic_path, atomic_write
+from ..labs import spec
 from .feedback import clean_text
 from .notebook import SubmissionError, notebook_lab_id, read_notebook
 
@@ -90,7 +91,6 @@ def grading_requirements(text: str) -> str:
 
 def _check_lab_notebook(path: Path) -> None:
     """Fail now, not on Gradescope: ``path`` must be a notebook that names one of the course's labs."""
-    from coursekit.labs import spec
     try:
         lab_id = notebook_lab_id(read_notebook(path))
     except SubmissionError as e:
