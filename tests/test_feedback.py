@@ -157,7 +157,7 @@ def test_gradescope_declares_plain_text_everywhere():
     assert res["tests"][0]["output"].startswith("ValueError: boom\n## 20 / 20")   # text, kept readable
 
 
-def test_write_student_survives_surrogates(tmp_path):
+def test_write_student_writes_text_with_surrogates(tmp_path):
     rec = record(student="student-7")
     feedback.write_student(tmp_path, FX.LAB, rec)
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())

@@ -243,7 +243,13 @@ def html_page(lab, rec: dict) -> str:
 # ----------------------------------------------------------------------------- Gradescope
 
 def gradescope_results(lab, rec: dict) -> dict:
-    """The record in Gradescope's ``results.json`` schema (one test per case), all text declared plain."""
+    """The record in Gradescope's ``results.json`` schema (one test per case), all text declared plain.
+
+    Gradescope's autograder specification ("Output String Formatting") renders each output and name
+    as one of ``text``, ``html``, ``simple_format`` (its default, which lets some HTML through), ``md``
+    or ``ansi``; only ``text`` shows a string as it is, so it is set for the top-level output
+    (``output_format``), as the default of every test's output and name (``test_output_format``,
+    ``test_name_format``) and on every test (``output_format``, ``name_format``)."""
     v = feedback_view(lab, rec)
     tests = []
     for q in v["questions"]:
