@@ -9,29 +9,44 @@
 * ``lab.ipynb`` (the solution notebook: it names the lab; the sandbox never sees it),
   ``coursekit-src/`` (this coursekit, installed by setup.sh) and ``config.json``.
 
-:func:`run_autograder` grades ``ROOT/submission/*.ipynb`` with the same :class:`~.engine.Grader`
-and writes ``ROOT/results/results.json``; ``ROOT`` is ``/autograder`` unless
+:func:`run_autograder` grades ``ROOT/submission`` (one regular file: the notebook of this lab if
+there is one) by running ``coursekit grade`` on it in a child process, and writes that run's
+``results.json`` to ``ROOT/results/results.json``; ``ROOT`` is ``/autograder`` unless
 ``$COURSEKIT_AUTOGRADER_ROOT`` or ``--root`` says otherwise. If the sandbox is unavailable (for
-instance the container forbids user namespaces) it writes a zero-score result that says so,
-unless the bundle was built with ``--no-sandbox``.
+instance the container forbids user namespaces: ``coursekit grade`` exits with status 3) it writes a
+zero-score result that says so, unless the bundle was built with ``--no-sandbox``. Every output is
+declared ``"text"`` for Gradescope (:func:`coursekit.grade.feedback.gradescope_results`).
+
+This module runs the grader through its command line, never imports it: the grader's engine
+imports the feedback writers, and the Gradescope driver sits above both.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
+import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from .._io import atomic_path, atomic_write
+from ..labs import spec
+from .feedback import clean_text
+from .notebook import SubmissionError, notebook_lab_id, read_notebook
 
-__all__ = ["bundle", "run_autograder", "SETUP_SH", "RUN_AUTOGRADER", "GRADING_REQUIREMENTS"]
+__all__ = ["bundle", "run_autograder", "SETUP_SH", "RUN_AUTOGRADER", "GRADING_REQUIREMENTS", "grading_requirements"]
 
-GRADING_REQUIREMENTS = ("numpy", "array-api-compat", "scipy", "scikit-learn", "matplotlib", "tqdm", "nbformat")
+GRADING_REQUIREMENTS = ("numpy", "array-api-compat", "scipy", "scikit-learn", "matplotlib", "tqdm", "nbformat",
+                        "jinja2", "packaging")
 """The packages of requirements.txt that grading needs (no torch, no book tooling)."""
+
+SANDBOX_UNAVAILABLE_EXIT = 3
+"""``coursekit grade``'s exit status when it refuses to run student code without its sandbox."""
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, while building the autograder image.
@@ -53,23 +68,44 @@ exec /autograder/venv/bin/python -m coursekit.grade.gradescope --root /autograde
 """
 
 
-def _requirements(repo: Path) -> str:
-    req = repo / "requirements.txt"
+def grading_requirements(text: str) -> str:
+    """The lines of a requirements file (``text``) that grading needs, one per package of
+    :data:`GRADING_REQUIREMENTS` in that order: the file's own specifier (pin, markers) where it has
+    one, else the bare name. Comments, options (``-r``, ``--index-url``) and lines that are not
+    requirements are skipped; names compare as PEP 503 normalises them (``Array_API.compat``)."""
+    wanted = {canonicalize_name(p): p for p in GRADING_REQUIREMENTS}
     pins = {}
-    if req.is_file():
-        for line in req.read_text().splitlines():
-            m = re.match(r"^([A-Za-z0-9_.-]+)\s*([=~<>!].*)?$", line.strip())
-            if m and m.group(1).lower() in GRADING_REQUIREMENTS:
-                pins[m.group(1).lower()] = line.strip()
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        name = canonicalize_name(req.name)
+        if name in wanted:
+            pins[wanted[name]] = str(req)
     return "\n".join(pins.get(p, p) for p in GRADING_REQUIREMENTS) + "\n"
+
+
+def _check_lab_notebook(path: Path) -> None:
+    """Fail now, not on Gradescope: ``path`` must be a notebook that names one of the course's labs."""
+    try:
+        lab_id = notebook_lab_id(read_notebook(path))
+    except SubmissionError as e:
+        raise ValueError(f"gradescope-bundle: lab notebook {str(path)!r}: {e.message}") from None
+    if lab_id is None:
+        raise ValueError(f"gradescope-bundle: lab notebook {str(path)!r} has no metadata.coursekit.lab; "
+                         f"expected one of {spec.LAB_MODULES} (or pass lab_spec=)")
+    spec.get_lab(lab_id)
 
 
 def bundle(lab_notebook, out_zip, *, no_sandbox: bool = False, lab_spec: str | None = None) -> Path:
     """Write the Gradescope autograder zip for ``lab_notebook``; returns its path."""
-    from .engine import load_lab_notebook
     lab_notebook = Path(lab_notebook)
     if lab_spec is None:
-        load_lab_notebook(lab_notebook)                # fail now, not on Gradescope
+        _check_lab_notebook(lab_notebook)
     pkg = Path(__file__).resolve().parents[1]          # coursekit/
     repo = pkg.parent
     out_zip = Path(out_zip)
@@ -82,7 +118,8 @@ def bundle(lab_notebook, out_zip, *, no_sandbox: bool = False, lab_spec: str | N
             z.writestr(info, text)
         add_text("setup.sh", SETUP_SH, 0o755)
         add_text("run_autograder", RUN_AUTOGRADER, 0o755)
-        add_text("requirements-grading.txt", _requirements(repo))
+        req = repo / "requirements.txt"
+        add_text("requirements-grading.txt", grading_requirements(req.read_text() if req.is_file() else ""))
         z.write(lab_notebook, "lab.ipynb")
         cfg = {"no_sandbox": bool(no_sandbox)}
         if lab_spec is not None:
@@ -101,51 +138,71 @@ def bundle(lab_notebook, out_zip, *, no_sandbox: bool = False, lab_spec: str | N
 
 def _write_results(root: Path, results: dict) -> Path:
     dest = root / "results" / "results.json"
-    atomic_write(dest, json.dumps(results, indent=1))
+    atomic_write(dest, json.dumps(results, indent=1, ensure_ascii=False))
     return dest
 
 
-def run_autograder(root: str | os.PathLike | None = None, *, jobs: int = 1) -> Path:
-    """Grade the submission in ``root/submission`` and write ``root/results/results.json``."""
-    from .engine import Grader, load_lab_notebook, safe_name, student_id
-    from .notebook import notebook_lab_id, read_notebook
-    from .sandbox import SandboxUnavailable
+def _lab_id(nb_path: Path) -> str | None:
+    try:
+        return notebook_lab_id(read_notebook(nb_path))
+    except SubmissionError:
+        return None
+
+
+def _choose(files: list[Path], lab_id: str | None) -> Path | None:
+    """The notebook of this lab if one was submitted, else the first notebook, else the first file."""
+    nbs = [p for p in files if p.suffix == ".ipynb"]
+    for p in nbs:
+        if lab_id is not None and _lab_id(p) == lab_id:
+            return p
+    return nbs[0] if nbs else (files[0] if files else None)
+
+
+def _zero(root: Path, output: str) -> Path:
+    return _write_results(root, {"score": 0.0, "output": output, "output_format": "text", "tests": []})
+
+
+def run_autograder(root: str | os.PathLike | None = None, *, jobs: int = 1, timeout_s: float = 2400.0) -> Path:
+    """Grade the submission in ``root/submission`` and write ``root/results/results.json``.
+
+    Runs ``coursekit grade`` (``sys.executable -m coursekit.cli``) on the chosen file; its output
+    goes to this process's stdout, which Gradescope shows to instructors only. ``timeout_s`` bounds
+    that run (Gradescope's own limit is set per assignment)."""
     root = Path(root or os.environ.get("COURSEKIT_AUTOGRADER_ROOT") or "/autograder")
     src = root / "source"
     cfg = json.loads((src / "config.json").read_text()) if (src / "config.json").is_file() else {}
-    lab_nb = src / "lab.ipynb"
-    if cfg.get("lab_spec"):
-        from .engine import load_lab_spec
-        lab = load_lab_spec(str(src / cfg["lab_spec"]))
-        solution = read_notebook(lab_nb)
-    else:
-        lab, solution = load_lab_notebook(lab_nb)
-    files = sorted(p for p in (root / "submission").glob("*") if p.is_file())
-    nbs = [p for p in files if p.suffix == ".ipynb"]
-    chosen = None
-    for p in nbs:                          # prefer the notebook of this lab
-        try:
-            if notebook_lab_id(read_notebook(p)) == lab.id:
-                chosen = p
-                break
-        except Exception:  # noqa: BLE001 - judged by the grader below
-            pass
-    chosen = chosen or (nbs[0] if nbs else (files[0] if files else None))
+    lab_nb = (src / "lab.ipynb").resolve()
+    lab_id = _lab_id(lab_nb)
+    sub = root / "submission"
+    files = sorted(p for p in sub.iterdir() if p.is_file() and not p.is_symlink()) if sub.is_dir() else []
+    chosen = _choose(files, lab_id)
     if chosen is None:
-        return _write_results(root, {"score": 0.0, "output": f"No file was submitted; expected the {lab.id} "
-                                                           f"notebook (.ipynb).", "tests": []})
+        return _zero(root, f"No file was submitted; expected the {lab_id or 'lab'} notebook (.ipynb).")
     with tempfile.TemporaryDirectory(prefix="coursekit-gs-") as out:
+        argv = [sys.executable, "-m", "coursekit.cli", "grade", str(lab_nb), str(chosen.resolve()),
+                "--out", out, "--jobs", str(jobs), "--no-progress"]
+        if cfg.get("lab_spec"):
+            argv += ["--lab-spec", str(src / cfg["lab_spec"])]
+        if cfg.get("no_sandbox"):
+            argv.append("--no-sandbox")
         try:
-            Grader(lab_nb, out, lab=lab, solution_nb=solution, jobs=jobs, sandbox=not cfg.get("no_sandbox"),
-                   progress=False).grade([chosen])
-        except SandboxUnavailable as e:
-            return _write_results(root, {"score": 0.0, "tests": [],
-                                         "output": f"The autograder could not start its sandbox, so the "
-                                                   f"submission was not run. Please tell the instructor. ({e})"})
-        res = Path(out) / "gradescope" / safe_name(student_id(chosen)) / "results.json"
-        results = json.loads(res.read_text())
-    if len(nbs) > 1:
-        results["output"] = f"Graded {chosen.name} (of {len(nbs)} notebooks submitted).\n" + results["output"]
+            run = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return _zero(root, f"The autograder did not finish within {timeout_s:g} s. Please tell the instructor.")
+        sys.stdout.write(run.stdout + run.stderr)
+        if run.returncode == SANDBOX_UNAVAILABLE_EXIT:
+            reason = clean_text(run.stderr.strip(), 500)
+            return _zero(root, "The autograder could not start its sandbox, so the submission was not run. "
+                               f"Please tell the instructor. ({reason})")
+        found = sorted((Path(out) / "gradescope").glob("*/results.json"))
+        if run.returncode != 0 or len(found) != 1:
+            return _zero(root, f"The autograder failed on this submission (exit status {run.returncode}). "
+                               "Please tell the instructor.")
+        results = json.loads(found[0].read_text())
+    n_nbs = sum(p.suffix == ".ipynb" for p in files)
+    if n_nbs > 1:
+        results["output"] = (f"Graded {clean_text(chosen.name, 200, multiline=False)} (of {n_nbs} notebooks "
+                             f"submitted).\n" + results["output"])
     return _write_results(root, results)
 
 

@@ -9,20 +9,37 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
+import unicodedata
 from collections import Counter
 
 import numpy as np
 
 from .._io import atomic_write
+from .feedback import STATUS_TEXT, clean_text, render
 
-__all__ = ["write_grades_csv", "write_report", "item_analysis"]
+__all__ = ["write_grades_csv", "write_report", "item_analysis", "csv_cell"]
+
+_FORMULA = "=+-@"
 
 
-def _cell(text: str) -> str:
-    """Neutralise spreadsheet formulas in a text cell (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+def csv_cell(text) -> str:
+    """A text cell that no spreadsheet runs as a formula (CSV injection), cleaned like all untrusted text.
+
+    A cell is prefixed with ``'`` when it starts with a tab or carriage return, or when its first
+    character that is not whitespace, a control or an invisible format character (a space, tab,
+    no-break space, U+2003, U+200B, U+FEFF ...) is ``=``, ``+``, ``-`` or ``@`` or a full-width form
+    of one (spreadsheets skip such leading characters before reading a formula).
+    """
+    raw = text if isinstance(text, str) else str(text)
+    text = clean_text(raw).replace("\n", " ")
+    if raw[:1] in ("\t", "\r", "\n"):
+        return "'" + text
+    for ch in text:
+        if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp") or ch == "\ufffd":
+            continue
+        return "'" + text if unicodedata.normalize("NFKC", ch)[:1] in _FORMULA else text
+    return text
 
 
 def write_grades_csv(path, lab, records) -> None:
@@ -32,8 +49,8 @@ def write_grades_csv(path, lab, records) -> None:
     w.writerow(["student", *[q.id for q in lab.questions], "total", "max", "status"])
     for r in records:
         by_id = {q["id"]: q["score"] for q in r["questions"]}
-        w.writerow([_cell(r["student"]), *[f"{by_id.get(q.id, 0.0):g}" for q in lab.questions],
-                    f"{r['score']:g}", f"{r['max_score']:g}", r["status"]])
+        w.writerow([csv_cell(r["student"]), *[f"{by_id.get(q.id, 0.0):g}" for q in lab.questions],
+                    f"{r['score']:g}", f"{r['max_score']:g}", csv_cell(r["status"])])
     atomic_write(path, buf.getvalue())
 
 
@@ -66,9 +83,10 @@ def item_analysis(lab, records) -> list[dict]:
 
 
 def _png(fig) -> str:
+    """The figure as base64 PNG (the report template puts it in a ``data:`` URI)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return "<img alt='plot' src='data:image/png;base64," + base64.b64encode(buf.getvalue()).decode() + "'>"
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _plots(lab, records, miscon) -> list[str]:
@@ -139,54 +157,21 @@ def _misconceptions(lab, records) -> list[dict]:
 
 def write_report(path, lab, records) -> None:
     """The cohort report: summary, plots, per-question table, item analysis, misconceptions."""
-    from .feedback import STATUS_TEXT
-    e = html.escape
     n = len(records)
-    totals = np.asarray([r["score"] for r in records], dtype=np.float64)
-    miscon = _misconceptions(lab, records)
-    items = item_analysis(lab, records)
-    status = Counter(r["status"] for r in records)
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(lab.id)} cohort report"
-             "</title><style>body{font:15px/1.45 system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem}"
-             "table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;"
-             "text-align:left}th{background:#f3f3f3}td.num{text-align:right}img{max-width:100%}</style></head><body>",
-             f"<h1>{e(lab.id)}: {e(lab.title)} — cohort report</h1>"]
-    if n == 0:
-        parts.append("<p>No submissions.</p></body></html>")
-        atomic_write(path, "\n".join(parts))
-        return
-    parts.append(f"<p>{n} submissions; total score mean {totals.mean():.2f}, median {np.median(totals):.2f}, "
-                 f"min {totals.min():g}, max {totals.max():g} (out of {lab.points:g}).</p>")
-    parts.append("<table><tr><th>status</th><th>submissions</th><th>meaning</th></tr>" + "".join(
-        f"<tr><td>{e(s)}</td><td class='num'>{k}</td><td>{e(STATUS_TEXT.get(s, ''))}</td></tr>"
-        for s, k in status.most_common()) + "</table>")
-    parts += _plots(lab, records, miscon)
-    parts.append("<h2>Questions</h2><table><tr><th>question</th><th>points</th><th>mean</th><th>full marks</th>"
-                 "<th>zero</th><th>not implemented</th></tr>")
-    for qi, q in enumerate(lab.questions):
-        sc = np.asarray([r["questions"][qi]["score"] for r in records])
-        ni = sum(all(c["status"] == "not-implemented" for c in r["questions"][qi]["cases"]) for r in records)
-        parts.append(f"<tr><td>{e(q.id)}</td><td class='num'>{q.points:g}</td><td class='num'>{sc.mean():.2f}</td>"
-                     f"<td class='num'>{np.mean(sc >= q.points):.0%}</td><td class='num'>{np.mean(sc <= 0):.0%}</td>"
-                     f"<td class='num'>{ni}</td></tr>")
-    parts.append("</table><h2>Item analysis (per test case)</h2><p>pass rate = fraction of students with full "
-                 "points on the case; discrimination = correlation of the case's score with the rest of the "
-                 "total (blank when undefined).</p><table><tr><th>question</th><th>case</th><th>visibility</th>"
-                 "<th>points</th><th>pass rate</th><th>discrimination</th><th>most frequent failure</th></tr>")
-    for it in items:
-        d = "" if np.isnan(it["discrimination"]) else f"{it['discrimination']:.2f}"
-        parts.append(f"<tr><td>{e(it['question'])}</td><td>{e(it['case'])}</td><td>{e(it['visibility'])}</td>"
-                     f"<td class='num'>{it['points']:g}</td><td class='num'>{it['pass_rate']:.0%}</td>"
-                     f"<td class='num'>{d}</td><td>{e(it['top_failure'])}</td></tr>")
-    parts.append("</table><h2>Misconceptions</h2>")
-    if miscon:
-        parts.append("<table><tr><th>question</th><th>misconception</th><th>students</th><th>cases</th>"
-                     "<th>message shown to students</th></tr>")
-        for m in miscon:
-            parts.append(f"<tr><td>{e(m['question'])}</td><td>{e(m['name'])}</td><td class='num'>{m['students']}</td>"
-                         f"<td class='num'>{m['cases']}</td><td>{e(m['message'])}</td></tr>")
-        parts.append("</table>")
-    else:
-        parts.append("<p>No known misconception was detected.</p>")
-    parts.append("</body></html>")
-    atomic_write(path, "\n".join(parts))
+    ctx = {"lab": lab, "n": n}
+    if n:
+        totals = np.asarray([r["score"] for r in records], dtype=np.float64)
+        miscon = _misconceptions(lab, records)
+        questions = []
+        for qi, q in enumerate(lab.questions):
+            sc = np.asarray([r["questions"][qi]["score"] for r in records])
+            ni = sum(all(c["status"] == "not-implemented" for c in r["questions"][qi]["cases"]) for r in records)
+            questions.append({"id": q.id, "points": q.points, "mean": float(sc.mean()),
+                              "full": float(np.mean(sc >= q.points)), "zero": float(np.mean(sc <= 0)),
+                              "not_implemented": ni})
+        ctx.update(mean=float(totals.mean()), median=float(np.median(totals)), lo=float(totals.min()),
+                   hi=float(totals.max()), miscon=miscon, questions=questions, items=item_analysis(lab, records),
+                   statuses=[(s, k, STATUS_TEXT.get(s, "")) for s, k in
+                             Counter(r["status"] for r in records).most_common()],
+                   plots=_plots(lab, records, miscon))
+    atomic_write(path, render("html", "report.html.j2", **ctx))

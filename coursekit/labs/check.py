@@ -85,8 +85,11 @@ def _mutated(before: dict, after: dict) -> list[str]:
 def _exception_line(e: BaseException) -> str:
     tb = traceback.extract_tb(e.__traceback__)
     where = f" (line {tb[-1].lineno} of {tb[-1].name})" if tb else ""
-    text = str(e).strip().splitlines()
-    return f"raised {type(e).__name__}: {text[0] if text else ''}{where}"
+    try:
+        text = str(e).strip().splitlines()
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails is still reported
+        text = ["(its message could not be printed)"]
+    return f"raised {type(e).__name__}: {text[0][:500] if text else ''}{where}"
 
 
 def check(question_id: str, function, *, verbose: bool = True) -> CheckResult:

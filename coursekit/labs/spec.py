@@ -16,13 +16,21 @@ This module is pure NumPy and does no I/O. It is shared by the student's self-ch
   values, a fraction of the case's points, and the misconception whose mistaken
   implementation reproduces the student's output on these inputs, if one does.
 
-Notes for the grader (H4)
--------------------------
+Writing a grader on top of this module
+--------------------------------------
 * Call ``compare(question, inputs, got, expected, case=case)``: ``case`` supplies the
-  tolerances (``rtol``/``atol``); without it the :class:`Case` defaults are used.
+  tolerances (``rtol``/``atol``) and its visibility; without it the :class:`Case` defaults are
+  used and the diagnosis is the detailed one.
 * Award ``verdict.fraction * case.points`` for a case. For ordinary questions ``fraction``
   is 1.0 or 0.0 (``passed``); for a question with a ``score`` (the lab05 challenge) it is
   the partial credit in [0, 1] and ``passed`` means full credit.
+* ``verdict.message`` may be shown to the student. For a ``visible`` case it is the detailed
+  diagnosis (shapes, how many elements differ and where, the largest errors). For any other
+  case it is in grader words only (which output is wrong and how: shape, dtype, values, or
+  not an array; a misconception's own explanation): no number or name that the student's
+  output determines, and nothing derived from the expected values, since the student's code
+  can read the case's inputs and could write them into anything it returns. The detailed
+  diagnosis is always in ``verdict.detail`` for the instructor.
 * ``expected = question.reference(**inputs)``, always computed in the parent process. For
   the challenge question the reference does *not* train a model: it looks up the true
   labels of the test inputs (which never enter the sandbox) from the split that the
@@ -181,16 +189,21 @@ class Lab:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one case. ``fraction`` of the case's points is awarded."""
+    """The outcome of one case. ``fraction`` of the case's points is awarded. ``message`` may be
+    shown to the student (grader words only for a case that is not visible); ``detail`` is the
+    full diagnosis, for the instructor (``message`` when not given)."""
 
     passed: bool
     message: str
     misconception: Misconception | None = None
     fraction: float = field(default=None)  # type: ignore[assignment]
+    detail: str = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self):
         if self.fraction is None:
             object.__setattr__(self, "fraction", 1.0 if self.passed else 0.0)
+        if self.detail is None:
+            object.__setattr__(self, "detail", self.message)
 
     def __bool__(self) -> bool:
         return bool(self.passed)
@@ -306,18 +319,24 @@ def _close(got: np.ndarray, exp: np.ndarray, rtol: float, atol: float) -> np.nda
     return ok
 
 
-def _diff(question, got_list, exp_list, n, rtol, atol, detail: bool) -> str | None:
-    """None if all outputs match; otherwise a diagnosis that never shows expected values."""
+_HIDDEN_PROBLEM = {"shape": "{name} has the wrong shape", "dtype": "{name} is not floating point",
+                   "values": "{name} differs from the reference beyond the tolerance"}
+"""A failing output of a case that is not visible, in grader words (the kinds :func:`_diff` finds)."""
+
+
+def _diff(question, got_list, exp_list, n, rtol, atol, detail: bool) -> list[tuple[str, str, str]]:
+    """``(output name, kind, diagnosis)`` per output that does not match (empty when all match); a
+    diagnosis never shows expected values. ``kind`` is ``"shape"``, ``"dtype"`` or ``"values"``."""
     problems = []
     for k, (g, e) in enumerate(zip(got_list, exp_list)):
         nm = _name(question, k, n)
         if e.ndim == 0 and g.shape in ((1,), (1, 1)):
             g = g.reshape(())          # a scalar that travelled as a 1-element array
         if g.shape != e.shape:
-            problems.append(f"{nm} has shape {g.shape}, expected {e.shape}")
+            problems.append((nm, "shape", f"{nm} has shape {g.shape}, expected {e.shape}"))
             continue
         if e.dtype.kind == "f" and g.dtype.kind != "f":
-            problems.append(f"{nm} has integer/bool dtype {g.dtype}, expected floating point")
+            problems.append((nm, "dtype", f"{nm} has integer/bool dtype {g.dtype}, expected floating point"))
             continue
         ok = _close(g, e, rtol, atol)
         if ok.all():
@@ -342,8 +361,8 @@ def _diff(question, got_list, exp_list, n, rtol, atol, detail: bool) -> str | No
             shown = ", ".join(str(i if len(i) != 1 else i[0]) for i in idx)
             more = f" and {bad.shape[0] - _MAX_LISTED} more" if bad.shape[0] > _MAX_LISTED else ""
             msg += f"; first at index {shown}{more}"
-        problems.append(msg)
-    return "; ".join(problems) if problems else None
+        problems.append((nm, "values", msg))
+    return problems
 
 
 def _n_outputs(expected) -> int | None:
@@ -355,7 +374,7 @@ def _matches(question, got_list, expected, rtol, atol) -> bool:
     exp_list = _as_outputs(expected, n)
     if isinstance(exp_list, str) or len(exp_list) != len(got_list):
         return False
-    return _diff(question, got_list, exp_list, n, rtol, atol, detail=False) is None
+    return not _diff(question, got_list, exp_list, n, rtol, atol, detail=False)
 
 
 def _find_misconception(question, inputs, got_list, rtol, atol) -> Misconception | None:
@@ -377,40 +396,48 @@ def compare(question: Question, inputs: dict, got: Any, expected: Any, *, case: 
     question: the :class:`Question`; inputs: the kwargs both were called with;
     got: what the student's function returned (any object); expected: the reference's output
     (ndarray or tuple of ndarrays); case: supplies ``rtol``/``atol`` (defaults of :class:`Case`
-    otherwise) and, unless ``detail`` is given, whether indices of wrong elements may be shown
-    (only for visible cases).
+    otherwise) and, unless ``detail`` is given, whether ``message`` is the detailed diagnosis
+    (only for visible cases; otherwise it is in grader words, and ``Verdict.detail`` holds the
+    diagnosis).
     """
+    if detail is None:
+        detail = case is None or case.visibility == "visible"
     try:
         return _compare(question, inputs, got, expected, case, detail)
     except Exception as e:  # noqa: BLE001 - a grader must survive anything a student returns
-        return Verdict(False, f"could not compare the output ({type(e).__name__})")
+        full = f"could not compare the output ({type(e).__name__})"
+        return Verdict(False, full if detail else "could not compare the output", detail=full)
 
 
-def _compare(question, inputs, got, expected, case, detail) -> Verdict:
+def _compare(question, inputs, got, expected, case, detail: bool) -> Verdict:
     rtol = case.rtol if case is not None else Case.rtol
     atol = case.atol if case is not None else Case.atol
-    if detail is None:
-        detail = case is None or case.visibility == "visible"
     n = _n_outputs(expected)
     exp_list = _as_outputs(expected, n)
     if isinstance(exp_list, str):
         raise TypeError(f"compare: reference output of {question.id} is not numeric: {exp_list}")
     got_list = _as_outputs(got, n)
     if isinstance(got_list, str):
-        return Verdict(False, got_list)
+        what = "an array" if n is None else f"a tuple of {n} numeric arrays"
+        return Verdict(False, got_list if detail else f"the function did not return {what}", detail=got_list)
 
     if question.score is not None:
         g, e = got_list[0], exp_list[0]
         if g.shape != e.shape:
-            return Verdict(False, f"{_name(question, 0, n)} has shape {g.shape}, expected {e.shape}")
+            full = f"{_name(question, 0, n)} has shape {g.shape}, expected {e.shape}"
+            return Verdict(False, full if detail else _HIDDEN_PROBLEM["shape"].format(name=_name(question, 0, n)),
+                           detail=full)
         frac, msg = question.score(g, e, inputs)
         frac = float(np.clip(frac, 0.0, 1.0)) if np.isfinite(frac) else 0.0
-        return Verdict(frac >= 1.0, msg, None, frac)
+        return Verdict(frac >= 1.0, msg if detail else f"earned {frac:.0%} of the points", None, frac, detail=msg)
 
-    problem = _diff(question, got_list, exp_list, n, rtol, atol, detail)
-    if problem is None:
+    problems = _diff(question, got_list, exp_list, n, rtol, atol, detail=True)   # indices: in `detail` only
+    if not problems:
         return Verdict(True, "passed")
+    full = "; ".join(text for _, _, text in problems)
+    shown = full if detail else "; ".join(_HIDDEN_PROBLEM[kind].format(name=nm) for nm, kind, _ in problems)
     m = _find_misconception(question, inputs, got_list, rtol, atol)
     if m is not None:
-        problem += f". Likely misconception [{m.name}]: {m.message}"
-    return Verdict(False, problem, m)
+        note = f". Likely misconception [{m.name}]: {m.message}"
+        full, shown = full + note, shown + note
+    return Verdict(False, shown, m, detail=full)
