@@ -548,3 +548,225 @@ class EarlyStopping:
             raise ValueError("EarlyStopping.restore: no model state stored "
                              "(call step(metric, model) with a model first)")
         model.load_state_dict(_copy_state(self.best_state))
+
+
+# --------------------------------------------------------------------------------------------
+# RMSProp and Adam: Adagrad's per-parameter scaling with a moving average instead of a sum
+# --------------------------------------------------------------------------------------------
+# Adagrad divides by √(Σ g²), a sum that only grows, so every step size shrinks for ever (like
+# 1/√t when the gradients keep their size). RMSProp (Tieleman & Hinton 2012) divides by the root
+# of an *exponential moving average* of g², which forgets old gradients: the step size settles at
+# about lr instead of decaying. Adam (Kingma & Ba 2015) adds a moving average of g itself (momentum)
+# and corrects both averages for their start at zero. Lecture 06 measures the difference.
+__all__ += ["rmsprop_step", "adam_step", "RMSprop", "Adam"]
+
+
+def _check_bool(fn: str, name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{fn}: {name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def _check_rmsprop_hyper(fn, lr, alpha, eps, weight_decay, momentum, centered):
+    return dict(lr=_check_real(fn, "lr", lr), alpha=_check_real(fn, "alpha", alpha, high=1.0),
+                eps=_check_real(fn, "eps", eps), weight_decay=_check_real(fn, "weight_decay", weight_decay),
+                momentum=_check_real(fn, "momentum", momentum), centered=_check_bool(fn, "centered", centered))
+
+
+def _check_adam_hyper(fn, lr, betas, eps, weight_decay, amsgrad):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"{fn}: betas must be a pair (beta1, beta2), got {type(betas).__name__}")
+    betas = tuple(_check_real(fn, f"betas[{i}]", b, high=1.0, high_open=True) for i, b in enumerate(betas))
+    return dict(lr=_check_real(fn, "lr", lr), betas=betas, eps=_check_real(fn, "eps", eps),
+                weight_decay=_check_real(fn, "weight_decay", weight_decay),
+                amsgrad=_check_bool(fn, "amsgrad", amsgrad))
+
+
+def _rmsprop(params, grads, square_avgs, bufs, grad_avgs, lr, alpha, eps, weight_decay, momentum, centered):
+    """The RMSProp kernel on *lists* of arrays; ``bufs``/``grad_avgs`` are only read when ``momentum > 0``
+    / ``centered``. Returns ``(new_params, new_square_avgs, new_bufs, new_grad_avgs)``."""
+    if weight_decay != 0.0:
+        grads = foreach_add(grads, params, alpha=weight_decay)              # g + λθ
+    square_avgs = foreach_addcmul(foreach_mul(square_avgs, alpha), grads, grads, value=1.0 - alpha)  # αv + (1−α)g²
+    if centered:
+        grad_avgs = foreach_add(foreach_mul(grad_avgs, alpha), grads, alpha=1.0 - alpha)            # αḡ + (1−α)g
+        avg = foreach_add(foreach_sqrt(foreach_addcmul(square_avgs, grad_avgs, grad_avgs, value=-1.0)), eps)
+    else:
+        avg = foreach_add(foreach_sqrt(square_avgs), eps)                   # √v + eps
+    if momentum > 0.0:
+        bufs = foreach_addcdiv(foreach_mul(bufs, momentum), grads, avg)     # μ b + g / avg
+        return foreach_add(params, bufs, alpha=-lr), square_avgs, bufs, grad_avgs
+    return foreach_addcdiv(params, grads, avg, value=-lr), square_avgs, bufs, grad_avgs   # θ − lr g / avg
+
+
+def rmsprop_step(param, grad, square_avg, momentum_buffer=None, grad_avg=None, *, lr=0.01, alpha=0.99,
+                 eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    """One RMSProp step (Tieleman & Hinton 2012), exactly ``torch.optim.RMSprop`` (``maximize=False``).
+
+    ``param``, ``grad``, ``square_avg``: arrays of one shape; ``square_avg`` is the moving average of
+    squared gradients (start it at zeros, as torch). ``momentum_buffer`` (used when ``momentum > 0``)
+    and ``grad_avg`` (used when ``centered``) may be ``None`` = zeros before the first step. Returns
+    ``(new_param, new_square_avg, new_momentum_buffer, new_grad_avg)``; the last two are ``None`` when
+    unused. Inputs are not modified. The update, elementwise::
+
+        g ← g + weight_decay · θ
+        v ← α v + (1 − α) g²                      (a moving average: old gradients are forgotten)
+        ḡ ← α ḡ + (1 − α) g,  d = √(v − ḡ²) + eps     if centered,  else  d = √v + eps
+        b ← μ b + g / d,  θ ← θ − lr · b            if momentum μ > 0, else  θ ← θ − lr · g / d
+
+    Against Adagrad's ``√(Σ g²)`` the denominator stays of the size of *recent* gradients, so the step
+    does not decay to zero when training runs long.
+    """
+    fn = "rmsprop_step"
+    _check_pair(fn, param, grad)
+    _check_pair(fn, param, square_avg, gname="square_avg")
+    h = _check_rmsprop_hyper(fn, lr, alpha, eps, weight_decay, momentum, centered)
+    xp = array_namespace(param)
+    for name, s in (("momentum_buffer", momentum_buffer), ("grad_avg", grad_avg)):
+        if s is not None:
+            _check_pair(fn, param, s, gname=name)
+    buf = (xp.zeros_like(param) if momentum_buffer is None else momentum_buffer) if h["momentum"] > 0 else None
+    gavg = (xp.zeros_like(param) if grad_avg is None else grad_avg) if h["centered"] else None
+    (p,), (v,), bufs, gavgs = _rmsprop([param], [grad], [square_avg], [buf], [gavg], **h)
+    return p, v, (bufs[0] if buf is not None else None), (gavgs[0] if gavg is not None else None)
+
+
+def _adam(params, grads, exp_avgs, exp_avg_sqs, max_sqs, step, lr, betas, eps, weight_decay, amsgrad):
+    """The Adam kernel on *lists* of arrays that share the step count ``step`` (1-based); ``max_sqs`` is
+    only read when ``amsgrad``. Returns ``(new_params, new_exp_avgs, new_exp_avg_sqs, new_max_sqs)``."""
+    beta1, beta2 = betas
+    if weight_decay != 0.0:
+        grads = foreach_add(grads, params, alpha=weight_decay)              # g + λθ (coupled, as torch)
+    exp_avgs = foreach_add(foreach_mul(exp_avgs, beta1), grads, alpha=1.0 - beta1)             # m ← β₁m + (1−β₁)g
+    exp_avg_sqs = foreach_addcmul(foreach_mul(exp_avg_sqs, beta2), grads, grads, value=1.0 - beta2)  # v ← β₂v + (1−β₂)g²
+    bias1, bias2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step               # both averages started at 0
+    second = exp_avg_sqs
+    if amsgrad:
+        max_sqs = [array_namespace(m).maximum(m, v) for m, v in zip(max_sqs, exp_avg_sqs, strict=True)]
+        second = max_sqs
+    denom = foreach_add(foreach_mul(foreach_sqrt(second), 1.0 / math.sqrt(bias2)), eps)  # √(v / (1−β₂ᵗ)) + eps
+    return foreach_addcdiv(params, exp_avgs, denom, value=-lr / bias1), exp_avgs, exp_avg_sqs, max_sqs
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, step, max_exp_avg_sq=None, *, lr=1e-3, betas=(0.9, 0.999),
+              eps=1e-8, weight_decay=0.0, amsgrad=False):
+    """One Adam step (Kingma & Ba 2015), exactly ``torch.optim.Adam`` (coupled weight decay, ``maximize=False``).
+
+    ``param``, ``grad``, ``exp_avg`` (moving average of g), ``exp_avg_sq`` (of g²): arrays of one shape,
+    both averages zeros before the first step; ``step``: the 1-based index of this step;
+    ``max_exp_avg_sq`` (used when ``amsgrad``): ``None`` = zeros at first. Returns
+    ``(new_param, new_exp_avg, new_exp_avg_sq, new_max_exp_avg_sq)``, the last ``None`` unless
+    ``amsgrad``. Inputs are not modified. The update, elementwise::
+
+        g ← g + weight_decay · θ
+        m ← β₁ m + (1 − β₁) g                  (momentum: a moving average of the gradient)
+        v ← β₂ v + (1 − β₂) g²                 (RMSProp's moving average of the squared gradient)
+        m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)  (bias correction: the averages start at 0)
+        θ ← θ − lr · m̂ / (√v̂ + eps)            (amsgrad: v̂ from the running maximum of v)
+
+    Without the bias correction the first steps are far too small (m ≈ (1 − β₁) g at t = 1) or, when
+    only ``v`` is uncorrected, far too large.
+    """
+    fn = "adam_step"
+    _check_pair(fn, param, grad)
+    _check_pair(fn, param, exp_avg, gname="exp_avg")
+    _check_pair(fn, param, exp_avg_sq, gname="exp_avg_sq")
+    step = _check_int(fn, "step", step, low=1)
+    h = _check_adam_hyper(fn, lr, betas, eps, weight_decay, amsgrad)
+    mx = None
+    if h["amsgrad"]:
+        if max_exp_avg_sq is not None:
+            _check_pair(fn, param, max_exp_avg_sq, gname="max_exp_avg_sq")
+        mx = array_namespace(param).zeros_like(param) if max_exp_avg_sq is None else max_exp_avg_sq
+    (p,), (m,), (v,), mxs = _adam([param], [grad], [exp_avg], [exp_avg_sq], [mx], step, **h)
+    return p, m, v, (mxs[0] if mx is not None else None)
+
+
+class RMSprop(Optimizer):
+    """RMSProp: ``torch.optim.RMSprop``, a thin shell over :func:`rmsprop_step`.
+
+    State per parameter (created at its first step, zeros as torch): ``state[id(p)] = {"step": t,
+    "square_avg": v}`` plus ``"momentum_buffer"`` when ``momentum > 0`` and ``"grad_avg"`` when
+    ``centered``.
+    """
+
+    _name = "RMSprop"
+
+    def __init__(self, params, *, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, _check_rmsprop_hyper("RMSprop", lr, alpha, eps, weight_decay, momentum,
+                                                      centered))
+
+    def _check_group(self, g):
+        g.update(_check_rmsprop_hyper("RMSprop", g["lr"], g["alpha"], g["eps"], g["weight_decay"],
+                                      g["momentum"], g["centered"]))
+        return g
+
+    def step(self) -> None:
+        for g in self.param_groups:
+            ps = [p for p in g["params"] if p.grad is not None]
+            if not ps:
+                continue
+            states = []
+            for p in ps:
+                st = self.state.setdefault(id(p), {})
+                if not st:
+                    xp = array_namespace(p.data)
+                    st.update(step=0, square_avg=xp.zeros_like(p.data))
+                    if g["momentum"] > 0:
+                        st["momentum_buffer"] = xp.zeros_like(p.data)
+                    if g["centered"]:
+                        st["grad_avg"] = xp.zeros_like(p.data)
+                st["step"] += 1
+                states.append(st)
+            h = {k: g[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")}
+            new = _rmsprop([p.data for p in ps], [p.grad for p in ps], [st["square_avg"] for st in states],
+                           [st.get("momentum_buffer") for st in states], [st.get("grad_avg") for st in states], **h)
+            for i, (p, st) in enumerate(zip(ps, states)):
+                p.data, st["square_avg"] = new[0][i], new[1][i]
+                if g["momentum"] > 0:
+                    st["momentum_buffer"] = new[2][i]
+                if g["centered"]:
+                    st["grad_avg"] = new[3][i]
+
+
+class Adam(Optimizer):
+    """Adam: ``torch.optim.Adam`` (coupled weight decay), a thin shell over :func:`adam_step`.
+
+    State per parameter (created at its first step): ``state[id(p)] = {"step": t, "exp_avg": m,
+    "exp_avg_sq": v}`` plus ``"max_exp_avg_sq"`` when ``amsgrad``. Parameters skipped in some steps
+    keep their own step count (the bias correction uses it), as in torch.
+    """
+
+    _name = "Adam"
+
+    def __init__(self, params, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+        super().__init__(params, _check_adam_hyper("Adam", lr, betas, eps, weight_decay, amsgrad))
+
+    def _check_group(self, g):
+        g.update(_check_adam_hyper("Adam", g["lr"], g["betas"], g["eps"], g["weight_decay"], g["amsgrad"]))
+        return g
+
+    def step(self) -> None:
+        for g in self.param_groups:
+            h = {k: g[k] for k in ("lr", "betas", "eps", "weight_decay", "amsgrad")}
+            by_step: dict[int, list] = {}
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                st = self.state.setdefault(id(p), {})
+                if not st:
+                    xp = array_namespace(p.data)
+                    st.update(step=0, exp_avg=xp.zeros_like(p.data), exp_avg_sq=xp.zeros_like(p.data))
+                    if g["amsgrad"]:
+                        st["max_exp_avg_sq"] = xp.zeros_like(p.data)
+                st["step"] += 1
+                by_step.setdefault(st["step"], []).append((p, st))
+            for step, items in by_step.items():
+                new = _adam([p.data for p, _ in items], [p.grad for p, _ in items],
+                            [st["exp_avg"] for _, st in items], [st["exp_avg_sq"] for _, st in items],
+                            [st.get("max_exp_avg_sq") for _, st in items], step, **h)
+                for i, (p, st) in enumerate(items):
+                    p.data, st["exp_avg"], st["exp_avg_sq"] = new[0][i], new[1][i], new[2][i]
+                    if g["amsgrad"]:
+                        st["max_exp_avg_sq"] = new[3][i]
