@@ -773,10 +773,12 @@ def _ln_shape(fn, x, normalized_shape, params):
     """``normalized_shape`` as a tuple that ends ``x``'s shape; γ/β must have that shape."""
     if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
         normalized_shape = (normalized_shape,)
-    if not isinstance(normalized_shape, (tuple, list)) or not normalized_shape or any(
+    if not isinstance(normalized_shape, (tuple, list)) or any(
             isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in normalized_shape):
-        raise TypeError(f"{fn}: normalized_shape must be an integer or a non-empty tuple of integers, got "
+        raise TypeError(f"{fn}: normalized_shape must be an integer or a tuple of integers, got "
                         f"{normalized_shape!r}")
+    if not normalized_shape:
+        raise ValueError(f"{fn}: normalized_shape must not be empty")
     shape = tuple(int(d) for d in normalized_shape)
     if len(shape) > x.ndim or tuple(x.shape[x.ndim - len(shape):]) != shape:
         raise ValueError(f"{fn}: normalized_shape {shape} must match the last dims of x, got x of shape "

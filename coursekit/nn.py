@@ -808,9 +808,11 @@ class LayerNorm(Module):
         super().__init__()
         fn = "LayerNorm"
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
-        if isinstance(normalized_shape, bool) or not isinstance(shape, (tuple, list)) or not shape:
-            raise TypeError(f"{fn}: normalized_shape must be an integer or a non-empty tuple of integers, "
-                            f"got {normalized_shape!r}")
+        if isinstance(normalized_shape, bool) or not isinstance(shape, (tuple, list)):
+            raise TypeError(f"{fn}: normalized_shape must be an integer or a tuple of integers, got "
+                            f"{normalized_shape!r}")
+        if not shape:
+            raise ValueError(f"{fn}: normalized_shape must not be empty")
         self.normalized_shape = tuple(_positive_int(fn, "normalized_shape", d) for d in shape)
         self.eps = F._real(fn, "eps", eps, low=0.0, low_open=True)
         self.elementwise_affine = bool(elementwise_affine)

@@ -177,9 +177,11 @@ def test_layer_norm_bad_input(make):
         F.layer_norm(x, 4)
     with pytest.raises(ValueError, match=r"layer_norm: normalized_shape \(2, 4, 3\) must match"):
         F.layer_norm(x, (2, 4, 3))
-    with pytest.raises(TypeError, match=r"layer_norm: normalized_shape must be an integer or a non-empty tuple"):
+    with pytest.raises(TypeError, match=r"layer_norm: normalized_shape must be an integer or a tuple of integers"):
         F.layer_norm(x, 3.0)
-    with pytest.raises(TypeError, match=r"layer_norm: normalized_shape must be"):
+    with pytest.raises(TypeError, match=r"layer_norm: normalized_shape must be an integer or a tuple"):
+        F.layer_norm(x, (3.0,))
+    with pytest.raises(ValueError, match=r"layer_norm: normalized_shape must not be empty"):
         F.layer_norm(x, ())
     with pytest.raises(TypeError, match=r"layer_norm: normalized_shape must be"):
         F.layer_norm(x, True)
@@ -212,7 +214,7 @@ def test_layer_norm_mixed_backends(rng):
 def test_layernorm_module_bad_input(kw, make):
     with pytest.raises(ValueError, match=r"LayerNorm: normalized_shape must be an integer >= 1, got 0"):
         nn.LayerNorm(0, **kw)
-    with pytest.raises(TypeError, match=r"LayerNorm: normalized_shape must be an integer or a non-empty tuple"):
+    with pytest.raises(ValueError, match=r"LayerNorm: normalized_shape must not be empty"):
         nn.LayerNorm((), **kw)
     with pytest.raises(TypeError, match=r"LayerNorm: normalized_shape must be"):
         nn.LayerNorm(2.5, **kw)
