@@ -761,3 +761,86 @@ def batch_norm_backward(grad_out, cache):
     else:
         gx = grad_out * xp.reshape(scale, bshape)
     return gx, (g_weight if weight is not None else None), (g_bias if has_bias else None)
+
+
+# --------------------------------------------------------------------------------------------
+# layer normalization
+# --------------------------------------------------------------------------------------------
+__all__ += ["layer_norm", "layer_norm_backward"]
+
+
+def _ln_shape(fn, x, normalized_shape, params):
+    """``normalized_shape`` as a tuple that ends ``x``'s shape; γ/β must have that shape."""
+    if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
+        normalized_shape = (normalized_shape,)
+    if not isinstance(normalized_shape, (tuple, list)) or any(
+            isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in normalized_shape):
+        raise TypeError(f"{fn}: normalized_shape must be an integer or a tuple of integers, got "
+                        f"{normalized_shape!r}")
+    if not normalized_shape:
+        raise ValueError(f"{fn}: normalized_shape must not be empty")
+    shape = tuple(int(d) for d in normalized_shape)
+    if len(shape) > x.ndim or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise ValueError(f"{fn}: normalized_shape {shape} must match the last dims of x, got x of shape "
+                         f"{tuple(x.shape)}")
+    for name, a in params.items():
+        if a is not None and tuple(a.shape) != shape:
+            raise ValueError(f"{fn}: {name} must have shape normalized_shape = {shape}, got {tuple(a.shape)}")
+    return shape, tuple(range(x.ndim - len(shape), x.ndim))
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization (Ba, Kiros & Hinton 2016), torch's ``F.layer_norm``.
+
+    Each example is normalized with its *own* statistics over its last ``len(normalized_shape)``
+    dims (``normalized_shape``: an int for the last dim, or a tuple), never with the batch's::
+
+        μ = mean(x),  σ² = mean((x − μ)²)   (per example, over the normalized dims; biased)
+        x̂ = (x − μ) / sqrt(σ² + eps),   y = γ x̂ + β
+
+    x: (..., *normalized_shape); weight γ, bias β: ``normalized_shape`` or None. The same
+    computation in training and evaluation: no running statistics, and an example's output does
+    not depend on the other examples of its batch (unlike :func:`batch_norm` in training mode).
+    """
+    fn = "layer_norm"
+    xp = _ns_many(fn, x=x, weight=weight, bias=bias)
+    _, axes = _ln_shape(fn, x, normalized_shape, dict(weight=weight, bias=bias))
+    eps = _real(fn, "eps", eps, low=0.0, low_open=True)
+    mu = xp.mean(x, axis=axes, keepdims=True)
+    xc = x - mu
+    var = xp.mean(xc * xc, axis=axes, keepdims=True)
+    x_hat = xc / xp.sqrt(var + eps)
+    y = x_hat if weight is None else x_hat * weight
+    return y if bias is None else y + bias
+
+
+def layer_norm_backward(grad_out, x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Returns ``(grad_x, grad_weight, grad_bias)`` of :func:`layer_norm` (None for γ/β not given).
+
+    With ``ĝ = γ ⊙ g`` and means over the D normalized values of one example (batch norm's
+    formula with the roles of the axes swapped)::
+
+        ∂L/∂x = (ĝ − mean(ĝ) − x̂ · mean(ĝ x̂)) / sqrt(σ² + eps)
+        ∂L/∂γ = Σ_examples g ⊙ x̂,    ∂L/∂β = Σ_examples g
+
+    The statistics are recomputed from ``x`` (the forward's input).
+    """
+    fn = "layer_norm_backward"
+    xp = _ns_many(fn, grad_out=grad_out, x=x, weight=weight, bias=bias)
+    shape, axes = _ln_shape(fn, x, normalized_shape, dict(weight=weight, bias=bias))
+    _same_shape(fn, grad_out, "grad_out", x.shape, "x")
+    eps = _real(fn, "eps", eps, low=0.0, low_open=True)
+    mu = xp.mean(x, axis=axes, keepdims=True)
+    xc = x - mu
+    inv_std = 1.0 / xp.sqrt(xp.mean(xc * xc, axis=axes, keepdims=True) + eps)
+    x_hat = xc * inv_std
+    g_hat = grad_out if weight is None else grad_out * weight
+    gx = inv_std * (g_hat - xp.mean(g_hat, axis=axes, keepdims=True)
+                    - x_hat * xp.mean(g_hat * x_hat, axis=axes, keepdims=True))
+
+    def over_examples(a):                                # Σ over every dim but the normalized ones
+        return xp.sum(xp.reshape(a, (-1,) + shape), axis=0)
+
+    g_weight = None if weight is None else over_examples(grad_out * x_hat)
+    g_bias = None if bias is None else over_examples(grad_out)
+    return gx, g_weight, g_bias

@@ -785,3 +785,58 @@ class MSELoss(Module):
     def backward(self, grad_out=1.0):
         input, target = self._saved(self._saved_arrs)
         return F.mse_loss_backward(grad_out, input, target, self.reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# layer normalization
+# --------------------------------------------------------------------------------------------
+__all__ += ["LayerNorm"]
+
+
+class LayerNorm(Module):
+    """Layer normalization over the last dims (Ba, Kiros & Hinton 2016), as ``torch.nn.LayerNorm``.
+
+    ``normalized_shape``: an int (the last dim, the usual case for (N, C) inputs) or a tuple of
+    trailing dims. Every example is normalized with its own mean and variance over those dims
+    (:func:`F.layer_norm`), so training and evaluation compute the same thing and there are no
+    running statistics. ``elementwise_affine`` adds ``weight`` γ (ones) and, if ``bias``,
+    ``bias`` β (zeros), both of shape ``normalized_shape``.
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, *, backend=None,
+                 device=None, dtype=None):
+        super().__init__()
+        fn = "LayerNorm"
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
+        if isinstance(normalized_shape, bool) or not isinstance(shape, (tuple, list)):
+            raise TypeError(f"{fn}: normalized_shape must be an integer or a tuple of integers, got "
+                            f"{normalized_shape!r}")
+        if not shape:
+            raise ValueError(f"{fn}: normalized_shape must not be empty")
+        self.normalized_shape = tuple(_positive_int(fn, "normalized_shape", d) for d in shape)
+        self.eps = F._real(fn, "eps", eps, low=0.0, low_open=True)
+        self.elementwise_affine = bool(elementwise_affine)
+        z = zeros(self.normalized_shape, backend=backend, device=device, dtype=dtype)
+        self.weight = Parameter(z + 1.0) if self.elementwise_affine else None
+        self.bias = Parameter(z + 0.0) if self.elementwise_affine and bias else None
+        self._x = None
+
+    def _params(self):
+        return (None if self.weight is None else self.weight.data, None if self.bias is None else self.bias.data)
+
+    def forward(self, x):
+        self._x = x
+        return F.layer_norm(x, self.normalized_shape, *self._params(), eps=self.eps)
+
+    def backward(self, grad_out):
+        gx, gw, gb = F.layer_norm_backward(grad_out, self._saved(self._x), self.normalized_shape,
+                                           *self._params(), eps=self.eps)
+        if self.weight is not None:
+            self.weight.accumulate_grad(gw)
+        if self.bias is not None:
+            self.bias.accumulate_grad(gb)
+        return gx
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
+                f"bias={self.bias is not None}")
