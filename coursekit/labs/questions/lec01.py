@@ -18,23 +18,14 @@ def select_and_report(train_acc, val_acc, test_acc):
     return i, float(test_acc[i])
 
 
-def _select_on_test(train_acc, val_acc, test_acc):
-    i = int(np.argmax(test_acc))
-    return i, float(test_acc[i])
-
-
-def _select_on_train(train_acc, val_acc, test_acc):
-    i = int(np.argmax(train_acc))
-    return i, float(test_acc[i])
-
-
-def _report_validation(train_acc, val_acc, test_acc):
-    i = int(np.argmax(val_acc))
-    return i, float(val_acc[i])
-
-
-def _report_best_test(train_acc, val_acc, test_acc):
-    return int(np.argmax(val_acc)), float(np.max(test_acc))
+def _mistake(choose, report):
+    """A mistaken protocol: select by ``choose``'s accuracy; report ``report``'s accuracy of the selected model
+    (``"best test"``: the best test accuracy of all models)."""
+    def variant(train_acc, val_acc, test_acc):
+        acc = {"train": train_acc, "validation": val_acc, "test": test_acc}
+        i = int(np.argmax(acc[choose]))
+        return i, float(np.max(test_acc) if report == "best test" else acc[report][i])
+    return variant
 
 
 def _select_inputs(n, fitted=0):
@@ -63,17 +54,18 @@ SELECT = Question(
     misconceptions=(
         Misconception("select-on-test",
                       "The model is chosen by its test accuracy: then the test set took part in a decision and its "
-                      "accuracy is an optimistic, selected number. Choose on the validation set.", _select_on_test),
+                      "accuracy is an optimistic, selected number. Choose on the validation set.",
+                      _mistake("test", "test")),
         Misconception("select-on-train",
                       "The model is chosen by its training accuracy, which rewards memorisation (and ties at 100 % "
-                      "for every large enough model).", _select_on_train),
+                      "for every large enough model).", _mistake("train", "test")),
         Misconception("report-validation",
                       "The reported number is the validation accuracy of the selected model; it was used for the "
                       "choice, so it is biased upwards. Report the selected model's test accuracy.",
-                      _report_validation),
+                      _mistake("validation", "validation")),
         Misconception("report-best-test",
                       "The reported number is the best test accuracy of all models, not the test accuracy of the "
-                      "model you selected.", _report_best_test),
+                      "model you selected.", _mistake("validation", "best test")),
     ),
 )
 
