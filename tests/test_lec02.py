@@ -3,13 +3,14 @@ import numpy as np
 
 from claims import assert_claim_fails
 from coursekit import functional as F
+from coursekit import init
 
 LECTURE = "02_vanishing_gradients"
 
 
 def _message(err):
-    """The measured values an assert of the lecture put in its message."""
-    return eval(str(err), {"np": np, "array": np.array, "float32": np.float32, "float64": np.float64})
+    """The measured values that the failed assert of the lecture put in its message."""
+    return err.args[0]
 
 
 def test_c6_leaky_units_die_without_their_leak(monkeypatch):
@@ -56,3 +57,11 @@ def test_c8_cost_ratio_fails_when_relu_is_as_expensive(monkeypatch):
     err = assert_claim_fails(LECTURE, "C8")
     cost_ratio, t_sig, t_relu = _message(err)             # the timing assert, not an earlier one
     assert cost_ratio < 2.0
+
+
+def test_c6_small_weights_keep_their_silent_units_without_the_bias(monkeypatch):
+    """C6 (a 0.01 bias revives the silent units of a small-weight start): leave the biases at zero instead."""
+    constant_ = init.constant_
+    monkeypatch.setattr(init, "constant_", lambda param, val: constant_(param, 0.0))
+    err = assert_claim_fails(LECTURE, "C6", needs=("C2",))
+    assert _message(err).max() > 0.0                      # the assert on small_b: silent units remain

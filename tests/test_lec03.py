@@ -8,7 +8,8 @@ LECTURE = "03_maxout"
 
 
 def _message(err):
-    return eval(str(err), {"np": np, "array": np.array, "float32": np.float32, "float64": np.float64})
+    """The measured values that the failed assert of the lecture put in its message."""
+    return err.args[0]
 
 
 def test_c3_a_piece_that_gets_no_gradient_is_not_trained(monkeypatch):
