@@ -555,7 +555,8 @@ class EarlyStopping:
 # --------------------------------------------------------------------------------------------
 def penalty(params, *, weight_decay=0.0, l1=0.0) -> float:
     """The regularization term whose gradient ``weight_decay`` (:class:`SGD`) and ``l1`` (:class:`SGDL1`)
-    add: ``weight_decay / 2 · Σ‖w‖² + l1 · Σ|w|`` over ``params`` (objects with ``.data``), as a float.
+    add: ``weight_decay / 2 · Σ‖w‖² + l1 · Σ|w|`` over ``params`` (parameters: ``.data`` and ``.grad``), as a
+    float.
 
     The optimizers never compute this value (only its gradient); add it to the data loss to see the
     objective that they minimise — e.g. for the sanity check "add regularization, the loss goes up".
@@ -563,8 +564,8 @@ def penalty(params, *, weight_decay=0.0, l1=0.0) -> float:
     weight_decay = _check_real("penalty", "weight_decay", weight_decay)
     l1 = _check_real("penalty", "l1", l1)
     params = list(params)
-    if not params or not all(hasattr(p, "data") for p in params):
-        raise TypeError("penalty: params must be a non-empty iterable of parameters (objects with .data)")
+    if not params or not all(hasattr(p, "data") and hasattr(p, "grad") for p in params):
+        raise TypeError("penalty: params must be a non-empty iterable of parameters (objects with .data and .grad)")
     total = 0.0
     for p in params:
         xp = array_namespace(p.data)

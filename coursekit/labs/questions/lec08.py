@@ -38,9 +38,13 @@ def _wd_no_data_gradient(w, grad, lr, lam):
     return (1.0 - lr * lam) * w
 
 
-def _wd_inputs(shape, lr=None, lam=None):
+def _step_inputs(shape, lr=None, lam=None, *, zeros=False):
+    """Inputs of a step: w (with exact zeros when ``zeros``, the subgradient's convention), grad, lr, lam."""
     def draw(rng):
-        return dict(w=rng.normal(size=shape), grad=rng.normal(size=shape),
+        w = rng.normal(size=shape)
+        if zeros:
+            w[rng.uniform(size=shape) < 0.3] = 0.0
+        return dict(w=w, grad=rng.normal(size=shape),
                     lr=float(rng.uniform(0.05, 0.5)) if lr is None else lr,
                     lam=float(rng.uniform(0.05, 0.5)) if lam is None else lam)
     return draw
@@ -50,9 +54,9 @@ WEIGHT_DECAY_STEP = Question(
     id="lec08.weight_decay_step", function="weight_decay_step", title="A gradient step with weight decay",
     reference=weight_decay_step, outputs=("w_new",),
     cases=(
-        Case("lr 0.1, lambda 0.5", _wd_inputs((4, 5), 0.1, 0.5)),
-        Case("lr 0.4, lambda 0.2", _wd_inputs((3, 6), 0.4, 0.2)),
-        Case("random lr and lambda", _wd_inputs((8, 8)), points=2.0, visibility="hidden"),
+        Case("lr 0.1, lambda 0.5", _step_inputs((4, 5), 0.1, 0.5)),
+        Case("lr 0.4, lambda 0.2", _step_inputs((3, 6), 0.4, 0.2)),
+        Case("random lr and lambda", _step_inputs((8, 8)), points=2.0, visibility="hidden"),
     ),
     misconceptions=(
         Misconception("wd-forgot-lr",
@@ -97,23 +101,13 @@ def _l1_wrong_sign(w, grad, lr, lam):
     return w - lr * (grad - lam * np.sign(w))
 
 
-def _l1_inputs(shape, lr=None, lam=None):
-    def draw(rng):
-        w = rng.normal(size=shape)
-        w[rng.uniform(size=shape) < 0.3] = 0.0                  # exact zeros: the subgradient's convention
-        return dict(w=w, grad=rng.normal(size=shape),
-                    lr=float(rng.uniform(0.05, 0.5)) if lr is None else lr,
-                    lam=float(rng.uniform(0.05, 0.5)) if lam is None else lam)
-    return draw
-
-
 L1_STEP = Question(
     id="lec08.l1_step", function="l1_step", title="A gradient step with an L1 penalty",
     reference=l1_step, outputs=("w_new",),
     cases=(
-        Case("lr 0.1, lambda 0.3, some weights exactly 0", _l1_inputs((5, 6), 0.1, 0.3)),
-        Case("lr 0.4, lambda 0.2, some weights exactly 0", _l1_inputs((4, 4), 0.4, 0.2)),
-        Case("random lr and lambda", _l1_inputs((8, 8)), points=2.0, visibility="hidden"),
+        Case("lr 0.1, lambda 0.3, some weights exactly 0", _step_inputs((5, 6), 0.1, 0.3, zeros=True)),
+        Case("lr 0.4, lambda 0.2, some weights exactly 0", _step_inputs((4, 4), 0.4, 0.2, zeros=True)),
+        Case("random lr and lambda", _step_inputs((8, 8), zeros=True), points=2.0, visibility="hidden"),
     ),
     misconceptions=(
         Misconception("l1-used-l2",
