@@ -770,3 +770,66 @@ class Adam(Optimizer):
                     p.data, st["exp_avg"], st["exp_avg_sq"] = new[0][i], new[1][i], new[2][i]
                     if g["amsgrad"]:
                         st["max_exp_avg_sq"] = new[3][i]
+
+
+# --------------------------------------------------------------------------------------------
+# L1 regularization and the value of a penalty (appended for lectures 08 and 13)
+# --------------------------------------------------------------------------------------------
+def penalty(params, *, weight_decay=0.0, l1=0.0) -> float:
+    """The regularization term whose gradient ``weight_decay`` (:class:`SGD`) and ``l1`` (:class:`SGDL1`)
+    add: ``weight_decay / 2 · Σ‖w‖² + l1 · Σ|w|`` over ``params`` (parameters: ``.data`` and ``.grad``), as a
+    float.
+
+    The optimizers never compute this value (only its gradient); add it to the data loss to see the
+    objective that they minimise — e.g. for the sanity check "add regularization, the loss goes up".
+    """
+    weight_decay = _check_real("penalty", "weight_decay", weight_decay)
+    l1 = _check_real("penalty", "l1", l1)
+    params = list(params)
+    if not params or not all(hasattr(p, "data") and hasattr(p, "grad") for p in params):
+        raise TypeError("penalty: params must be a non-empty iterable of parameters (objects with .data and .grad)")
+    total = 0.0
+    for p in params:
+        xp = array_namespace(p.data)
+        total += 0.5 * weight_decay * float(xp.sum(p.data * p.data)) + l1 * float(xp.sum(xp.abs(p.data)))
+    return total
+
+
+def l1_subgradient(w):
+    """A subgradient of ``‖w‖₁``: ``sign(w)``, with 0 at ``w = 0`` (as ``torch.sign``)."""
+    return array_namespace(w).sign(w)
+
+
+class SGDL1(SGD):
+    """SGD on ``C + l1 · Σ|w|``: each :meth:`step` adds ``l1 · sign(w)`` (:func:`l1_subgradient`) to
+    every gradient, then takes :class:`SGD`'s step (momentum and ``weight_decay`` as there).
+
+    The L1 counterpart of ``weight_decay``: the pull towards 0 has the same size ``η · l1`` for every
+    weight, large or small, so weights the data do not need reach 0 (and then stay within about
+    ``η · l1`` of it), while L2's pull ``η λ w`` fades as ``w`` shrinks. ``torch.optim`` has no such
+    option; in torch one adds ``l1 * w.abs().sum()`` to the loss, which has this gradient.
+    """
+
+    _name = "SGDL1"
+
+    def __init__(self, params, lr, l1=0.0, momentum=0.0, weight_decay=0.0, nesterov=False, dampening=0.0):
+        defaults = _check_sgd_hyper(self._name, lr, momentum, dampening, weight_decay, nesterov)
+        defaults["l1"] = _check_real(self._name, "l1", l1)
+        Optimizer.__init__(self, params, defaults)
+
+    def _check_group(self, g):
+        g.update(_check_sgd_hyper(self._name, g["lr"], g["momentum"], g["dampening"], g["weight_decay"],
+                                  g["nesterov"]))
+        g["l1"] = _check_real(self._name, "l1", g["l1"])
+        return g
+
+    def step(self) -> None:
+        for g in self.param_groups:
+            if g["l1"] != 0.0:
+                for p in g["params"]:
+                    if p.grad is not None:
+                        p.grad = p.grad + g["l1"] * l1_subgradient(p.data)
+        super().step()
+
+
+__all__ += ["penalty", "l1_subgradient", "SGDL1"]
