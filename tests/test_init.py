@@ -3,11 +3,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from coursekit import backend as B
 from coursekit import init
 from coursekit import nn
+
+torch = pytest.importorskip("torch")
 
 SHAPES = [(300, 200), (64, 16, 5), (32, 8, 3, 3), (500, 1)]
 
