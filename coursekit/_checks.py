@@ -194,31 +194,48 @@ def same_device(fn: str, **arrays) -> None:
     """``TypeError`` naming the arguments when arrays (None skipped) live on different backends or
     devices (any dtypes)."""
     present = {k: a for k, a in arrays.items() if a is not None}
+    kinds = {type(a) for a in present.values()}
+    if kinds == {np.ndarray} or (len(kinds) == 1 and kind(next(iter(present.values()))) == "torch"
+                                 and len({a.device for a in present.values()}) == 1):
+        return
     places = {k: _where(a) for k, a in present.items()}
     if len(set(places.values())) > 1:
         desc = ", ".join(f"{k} on {p}" for k, p in places.items())
         raise TypeError(f"{fn}: arrays must share one backend and device, got {desc}")
 
 
+def _fast_floating(named) -> bool:
+    """True when every non-None array is floating and shares the exact type, dtype and device of the
+    first: the common case, answered with a few attribute reads (this runs on every kernel call)."""
+    t = dt = dev = None
+    for a in named.values():
+        if a is None:
+            continue
+        if t is None:
+            t, dt = type(a), getattr(a, "dtype", None)
+            if t is np.ndarray:
+                if dt.kind != "f" or dt.itemsize > 8:
+                    return False
+            elif t.__name__ == "Tensor" and t.__module__ == "torch" and a.is_floating_point():
+                dev = a.device
+            else:
+                return False
+        elif type(a) is not t or a.dtype != dt or (dev is not None and a.device != dev):
+            return False
+    return True
+
+
 def arrays(fn: str, **named) -> None:
     """Floating arrays (None entries skipped) of one backend, device and dtype; ``TypeError``
-    naming the argument otherwise. The common case (one exact array type, one dtype, one device)
-    costs a few attribute reads."""
-    present = [(k, a) for k, a in named.items() if a is not None]
-    first_name, first = present[0]
-    t = type(first)
-    if t is np.ndarray:
-        dt = first.dtype
-        if dt.kind == "f" and dt.itemsize <= 8 and all(type(a) is t and a.dtype == dt for _, a in present):
-            return
-    elif t.__name__ == "Tensor" and t.__module__ == "torch" and first.is_floating_point():
-        dt, dev = first.dtype, first.device
-        if all(type(a) is t and a.dtype == dt and a.device == dev for _, a in present):
-            return
-    for k, a in present:                                  # slow path: find the culprit
+    naming the argument otherwise."""
+    if _fast_floating(named):
+        return
+    present = {k: a for k, a in named.items() if a is not None}
+    for k, a in present.items():                          # slow path: find the culprit
         floating(fn, k, a)
-    same_device(fn, **dict(present))
-    for k, a in present[1:]:
+    same_device(fn, **present)
+    (first_name, first), *rest = present.items()
+    for k, a in rest:
         if a.dtype != first.dtype:
             raise TypeError(f"{fn}: {k} must have the dtype of {first_name} ({dtype_name(first)}), "
                             f"got {dtype_name(a)}")

@@ -9,8 +9,10 @@ Two backends need help for the same formulas to run fast:
   the L2 cache), update temporaries in place, and hand the blocks to a few threads (NumPy's
   ufuncs and reductions release the GIL while they loop, so threads run truly in parallel).
   Sums over the batch use ``ones @ a`` (BLAS: vectorized, threaded).
-* **torch** has a fused kernel for some backward passes (``threshold_backward`` for ReLU);
-  calling it saves a comparison and a multiplication per element.
+* **torch** has fused kernels for some of the formulas: ``threshold_backward`` (ReLU's
+  backward), ``addmm`` (a linear layer: the bias is added inside the matrix product),
+  ``softmax``/``log_softmax`` (one pass instead of five); calling them saves passes over the data
+  and a Python call per operation, which is what a small network's step is made of.
 
 :func:`wanted` decides, from the backend and the size only, whether a fast path applies; each
 function here is tested on large arrays against the plain kernel (``tests/test_fast.py``, which
@@ -188,3 +190,19 @@ def relu_backward(grad_out, x):
     """torch's own ReLU backward kernel: ``grad_out`` where ``x > 0``, else 0."""
     import torch
     return torch.ops.aten.threshold_backward(grad_out, x, 0)
+
+
+def linear(x, weight, bias):
+    """torch's own linear layer: ``x Wᵀ + b`` as one ``addmm`` for 2-d ``x``."""
+    import torch
+    return torch.nn.functional.linear(x, weight, bias)
+
+
+def softmax(x, dim: int):
+    import torch
+    return torch.softmax(x, dim)
+
+
+def log_softmax(x, dim: int):
+    import torch
+    return torch.log_softmax(x, dim)

@@ -294,6 +294,8 @@ def linear(x, weight, bias=None):
     """
     check.arrays("linear", x=x, weight=weight, bias=bias)
     _check_linear("linear", x, weight, bias)
+    if _fast.is_torch(x):
+        return _fast.linear(x, weight, bias)
     return x @ weight.T if bias is None else x @ weight.T + bias
 
 
@@ -323,6 +325,8 @@ def softmax(x, dim=-1):
     """
     xp = _xp("softmax", x=x)
     dim = check.dim("softmax", dim, x.ndim)
+    if _fast.is_torch(x):
+        return _fast.softmax(x, dim)
     e = xp.exp(x - xp.max(x, axis=dim, keepdims=True))
     return e / xp.sum(e, axis=dim, keepdims=True)
 
@@ -346,6 +350,8 @@ def log_softmax(x, dim=-1):
     """
     xp = _xp("log_softmax", x=x)
     dim = check.dim("log_softmax", dim, x.ndim)
+    if _fast.is_torch(x):
+        return _fast.log_softmax(x, dim)
     z = x - xp.max(x, axis=dim, keepdims=True)
     return z - xp.log(xp.sum(xp.exp(z), axis=dim, keepdims=True))
 
