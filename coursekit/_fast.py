@@ -132,7 +132,7 @@ def batch_norm_train(x, weight, bias, eps: float):
     """Training-mode batch norm of an (N, C) array: ``(out, mean, var, x − mean, 1/sqrt(var + eps))``.
 
     Three passes over the data: ``ones @ x`` (BLAS) for the mean; one blocked pass that writes
-    ``x − μ`` and sums its squares; one blocked pass for ``(x − μ)·γ/σ + β``.
+    ``x − μ`` and sums its squares (``einsum``: no temporary); one blocked pass for ``(x − μ)·γ/σ + β``.
     """
     n = x.shape[0]
     rows = _slices(n, x.shape[1] * x.itemsize)
@@ -141,7 +141,7 @@ def batch_norm_train(x, weight, bias, eps: float):
 
     def center(s):
         c = np.subtract(x[s], mean, out=xc[s])
-        return np.sum(c * c, axis=0)
+        return np.einsum("ij,ij->j", c, c)     # Σ (x − μ)² of the block, no temporary
     var = np.sum(_run(center, rows), axis=0) * (1.0 / n)
     inv_std = 1.0 / np.sqrt(var + eps)
     scale = inv_std if weight is None else inv_std * weight
@@ -163,7 +163,7 @@ def batch_norm_backward(grad_out, xc, inv_std, weight, training: bool):
 
     def sums(s):
         g = grad_out[s]
-        return np.sum(g, axis=0), np.sum(g * xc[s], axis=0)
+        return np.einsum("ij->j", g), np.einsum("ij,ij->j", g, xc[s])
     parts = _run(sums, rows)
     g_bias = np.sum([p[0] for p in parts], axis=0).astype(xc.dtype, copy=False)
     g_weight = np.sum([p[1] for p in parts], axis=0).astype(xc.dtype, copy=False) * inv_std
