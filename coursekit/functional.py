@@ -383,11 +383,10 @@ def _check_target(fn, logits, target):
 
 
 def _onehot(xp, target, logits):
-    """``(hit, valid)``: the boolean (N, C) matrix with True at ``(i, target[i])``, and the (N, 1)
-    column that is True where ``target[i]`` is a class index in [0, C) (else NaN for that row)."""
+    """``(hit, found)``: the boolean (N, C) matrix with True at ``(i, target[i])``, and the (N, 1)
+    column that is False where ``target[i]`` is no class index in [0, C) (that row becomes NaN)."""
     hit = xp.reshape(target, (-1, 1)) == xp.arange(logits.shape[1], dtype=target.dtype, device=_device(logits))
-    invalid = xp.where(xp.any(hit, axis=1, keepdims=True), 0.0, math.nan)   # 0, or NaN: no class hit
-    return hit, xp.astype(invalid, logits.dtype, copy=False)
+    return hit, xp.any(hit, axis=1, keepdims=True)
 
 
 def cross_entropy(logits, target, reduction="mean"):
@@ -403,9 +402,10 @@ def cross_entropy(logits, target, reduction="mean"):
     _check_target(fn, logits, target)
     reduction = check.reduction(fn, reduction)
     xp = array_namespace(logits)
-    hit, invalid = _onehot(xp, target, logits)
+    hit, found = _onehot(xp, target, logits)
     # where, not logp * hit: a logit of -inf elsewhere in the row stays out of the sum
-    nll = invalid[:, 0] - xp.sum(xp.where(hit, log_softmax(logits, dim=1), 0.0), axis=1)
+    picked = xp.sum(xp.where(hit, log_softmax(logits, dim=1), 0.0), axis=1)
+    nll = xp.where(found[:, 0], -picked, math.nan)
     if reduction == "none":
         return nll
     return xp.mean(nll) if reduction == "mean" else xp.sum(nll)
@@ -421,8 +421,8 @@ def cross_entropy_backward(grad_out, logits, target, reduction="mean"):
     _check_target(fn, logits, target)
     reduction = check.reduction(fn, reduction)
     xp = array_namespace(logits)
-    hit, invalid = _onehot(xp, target, logits)
-    d = softmax(logits, dim=1) - xp.astype(hit, logits.dtype) + invalid
+    hit, found = _onehot(xp, target, logits)
+    d = xp.where(found, softmax(logits, dim=1) - xp.astype(hit, logits.dtype), math.nan)
     n = logits.shape[0]
     if reduction == "none":
         check.arrays(fn, grad_out=grad_out, logits=logits)
