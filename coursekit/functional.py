@@ -21,7 +21,13 @@ Conventions (shared with ``torch.nn.functional``: names, argument names and defa
   ``batch_norm(...) -> BatchNormOutput(out, running_mean, running_var, cache)`` (the *new*
   running statistics are returned, the inputs are never written) and
   ``batch_norm_backward(grad_out, cache)``.
-* Bad arguments raise ``ValueError``/``TypeError`` naming the function and the argument.
+* Bad arguments raise ``TypeError`` (wrong type) or ``ValueError`` (wrong value) naming the
+  function and the argument; the checks (:mod:`coursekit._checks`) look at shapes, dtypes and
+  devices only, never at array values, so nothing here waits for a GPU.
+* Each kernel is the formula as the lecture writes it. Where a backend runs that formula slowly
+  (NumPy on large arrays: one pass per operation, one core) or has a fused kernel for it (torch's
+  ``addmm``, ``softmax``, ReLU's ``threshold_backward``), the kernel hands over to
+  :mod:`coursekit._fast`, chosen by backend and size only and tested equal to the formula.
 """
 from __future__ import annotations
 
