@@ -9,8 +9,8 @@ Two backends need help for the same formulas to run fast:
   the L2 cache), update temporaries in place, and hand the blocks to a few threads (NumPy's
   ufuncs and reductions release the GIL while they loop, so threads run truly in parallel).
   Sums over the batch use ``ones @ a`` (BLAS: vectorized, threaded).
-* **torch** has fused kernels for some of the formulas: ``threshold_backward`` (ReLU's
-  backward), ``addmm`` (a linear layer: the bias is added inside the matrix product),
+* **torch** has fused kernels for some of the formulas: ``relu`` and ``threshold_backward`` (ReLU's
+  forward and backward), ``addmm`` (a linear layer: the bias is added inside the matrix product),
   ``softmax``/``log_softmax`` (one pass instead of five); calling them saves passes over the data
   and a Python call per operation, which is what a small network's step is made of.
 
@@ -186,6 +186,12 @@ def batch_norm_backward(grad_out, xc, inv_std, weight, training: bool):
 # --------------------------------------------------------------------------------------------
 # torch: fused backward kernels
 # --------------------------------------------------------------------------------------------
+def relu(x):
+    """torch's own ReLU kernel (no tensor made for the scalar 0)."""
+    import torch
+    return torch.relu(x)
+
+
 def relu_backward(grad_out, x):
     """torch's own ReLU backward kernel: ``grad_out`` where ``x > 0``, else 0."""
     import torch

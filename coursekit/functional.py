@@ -26,7 +26,7 @@ Conventions (shared with ``torch.nn.functional``: names, argument names and defa
   devices only, never at array values, so nothing here waits for a GPU.
 * Each kernel is the formula as the lecture writes it. Where a backend runs that formula slowly
   (NumPy on large arrays: one pass per operation, one core) or has a fused kernel for it (torch's
-  ``addmm``, ``softmax``, ReLU's ``threshold_backward``), the kernel hands over to
+  ``addmm``, ``softmax``, ``relu`` and its ``threshold_backward``), the kernel hands over to
   :mod:`coursekit._fast`, chosen by backend and size only and tested equal to the formula.
 """
 from __future__ import annotations
@@ -71,6 +71,8 @@ def _xp(fn: str, **arrays):
 def relu(x):
     """Rectified linear unit ``max(x, 0)``.  x: (...) -> (...)."""
     xp = _xp("relu", x=x)
+    if _fast.is_torch(x):
+        return _fast.relu(x)
     return xp.maximum(x, 0.0)
 
 

@@ -1,4 +1,4 @@
-"""coursekit._fast: every fast path equals the plain kernel of coursekit.functional on large arrays.
+"""coursekit._fast: every fast path equals the plain kernel of coursekit.functional (large arrays for NumPy).
 
 Each test computes a result twice through the public function — once with the fast path allowed
 (large NumPy arrays take it) and once with it switched off (``min_bytes`` above any array, so the
@@ -105,8 +105,19 @@ def test_fast_paths_leave_inputs_alone(fast):
     np.testing.assert_array_equal(g, g0)
 
 
-def test_relu_backward_torch_kernel_equals_formula():
+def test_torch_kernels_equal_the_formulas():
+    """The torch fast paths (fused kernels) against the plain formulas, evaluated with NumPy."""
     torch = pytest.importorskip("torch")
-    x = torch.tensor([-1.0, -0.0, 0.0, 1e-30, 2.0])
-    g = torch.full_like(x, 5.0)
-    np.testing.assert_array_equal(B.to_numpy(F.relu_backward(g, x)), B.to_numpy(g * (x > 0)))
+    rng = np.random.default_rng(3)
+    x_np = rng.standard_normal((6, 5))
+    x_np[0, :4] = [-1.0, -0.0, 0.0, 1e-30]
+    g_np, w_np, b_np = rng.standard_normal((6, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3)
+    x, g, w, b = (torch.from_numpy(a) for a in (x_np, g_np, w_np, b_np))
+    np.testing.assert_array_equal(B.to_numpy(F.relu(x)), F.relu(x_np))
+    np.testing.assert_array_equal(B.to_numpy(F.relu_backward(g, x)), F.relu_backward(g_np, x_np))
+    for bias, bias_np in ((b, b_np), (None, None)):
+        np.testing.assert_allclose(B.to_numpy(F.linear(x, w, bias)), F.linear(x_np, w_np, bias_np), rtol=1e-12)
+    np.testing.assert_allclose(B.to_numpy(F.linear(x[None], w, b)), F.linear(x_np[None], w_np, b_np), rtol=1e-12)
+    for dim in (0, 1, -1):
+        np.testing.assert_allclose(B.to_numpy(F.softmax(x, dim)), F.softmax(x_np, dim), rtol=1e-12)
+        np.testing.assert_allclose(B.to_numpy(F.log_softmax(x, dim)), F.log_softmax(x_np, dim), rtol=1e-12)
