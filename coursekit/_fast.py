@@ -5,10 +5,10 @@ Two backends need help for the same formulas to run fast:
 
 * **NumPy** evaluates one operation at a time: every ufunc makes a full pass over memory, runs on
   one core, and a chain of k operations on a large array streams it k times from DRAM. The fast
-  versions below cut a large array into blocks of ~256 KiB (so a chain of operations stays in
-  the L2 cache), update temporaries in place, and hand the blocks to a few threads (NumPy's
-  ufuncs and reductions release the GIL while they loop, so threads run truly in parallel).
-  Sums over the batch use ``ones @ a`` (BLAS: vectorized, threaded).
+  versions below cut a large array into blocks of ~1 MiB (so a chain of operations stays in
+  the L2 cache; measured on 4096×1024 float32: 1 MiB beat 64 KiB, 256 KiB and 4 MiB blocks), update temporaries in place, and hand the blocks to a few threads (NumPy's
+  ufuncs, reductions and ``einsum`` release the GIL while they loop, so threads run truly in
+  parallel); per-block column sums are ``einsum`` contractions (no temporaries).
 * **torch** has fused kernels for some of the formulas: ``relu`` and ``threshold_backward`` (ReLU's
   forward and backward), ``addmm`` (a linear layer: the bias is added inside the matrix product),
   ``softmax``/``log_softmax`` (one pass instead of five); calling them saves passes over the data
@@ -29,7 +29,7 @@ import numpy as np
 #: ``min_bytes``: arrays smaller than this take the plain kernel; ``block_bytes``: bytes of one
 #: input block; ``threads``: worker threads for NumPy blocks (None: ``OMP_NUM_THREADS`` if set,
 #: else the number of CPUs) — the same budget BLAS and torch take from the environment.
-config = {"min_bytes": 1 << 20, "block_bytes": 1 << 18, "threads": None}
+config = {"min_bytes": 1 << 20, "block_bytes": 1 << 20, "threads": None}
 
 _pool: list = [None, 0]   # [ThreadPoolExecutor, its size]
 _pool_lock = threading.Lock()
@@ -131,12 +131,13 @@ def selu_backward(grad_out, x, out, lam: float, alpha: float):
 def batch_norm_train(x, weight, bias, eps: float):
     """Training-mode batch norm of an (N, C) array: ``(out, mean, var, x − mean, 1/sqrt(var + eps))``.
 
-    Three passes over the data: ``ones @ x`` (BLAS) for the mean; one blocked pass that writes
-    ``x − μ`` and sums its squares (``einsum``: no temporary); one blocked pass for ``(x − μ)·γ/σ + β``.
+    Three blocked passes over the data, each split over the threads: column sums for the mean; one
+    that writes ``x − μ`` and sums its squares (``einsum``: no temporary); one for ``(x − μ)·γ/σ + β``.
+    (Not ``ones @ x``: BLAS threads keep spinning after the call and then compete with these.)
     """
     n = x.shape[0]
     rows = _slices(n, x.shape[1] * x.itemsize)
-    mean = (np.ones(n, dtype=x.dtype) @ x) * (1.0 / n)
+    mean = np.sum(_run(lambda s: np.einsum("ij->j", x[s]), rows), axis=0) * (1.0 / n)
     xc = np.empty_like(x)
 
     def center(s):

@@ -16,7 +16,7 @@ from coursekit import functional as F
 SHAPE = (1031, 1017)
 
 
-@pytest.fixture(params=[(1 << 18, 1), (1 << 14, 1), (1 << 14, 3)], ids=["default", "blocks", "blocks+threads"])
+@pytest.fixture(params=[(1 << 20, 1), (1 << 14, 1), (1 << 14, 3)], ids=["default", "blocks", "blocks+threads"])
 def fast(request, monkeypatch):
     block_bytes, threads = request.param
     monkeypatch.setitem(_fast.config, "block_bytes", block_bytes)
