@@ -328,6 +328,8 @@ def worker_main(name: str, quick: bool, threads: int) -> None:
     run = WORKERS[name]()
     # calibrate: a block lasts ~0.1 s (quick) / 0.25 s
     budget = 0.1 if quick else 0.25
+    for _ in range(3):  # the first calls pay for lazy initialization (thread pools, allocator, caches)
+        run()
     t0 = time.perf_counter()
     run()
     run()
