@@ -2,7 +2,7 @@
 
 Kernels elsewhere in coursekit are written once against the array API::
 
-    xp = array_namespace(x)          # numpy, torch (CPU or CUDA), array_api_strict, ...
+    xp = array_namespace(x)          # numpy or torch (CPU, CUDA, meta)
     y = xp.maximum(x, 0)
 
 and never touch ``numpy`` or ``torch`` directly. What the array API standard does not cover
@@ -26,16 +26,17 @@ from array_api_compat import array_namespace as _array_namespace
 from array_api_compat import device as _device
 from array_api_compat import is_numpy_array, is_torch_array
 
+from . import _checks as check
+
 __all__ = [
     "BACKENDS", "array_namespace", "set_default_backend", "get_default_backend", "namespace",
     "asarray", "asarray_int64", "zeros", "foreach_add", "foreach_mul",
-    "foreach_sqrt", "foreach_addcmul", "foreach_addcdiv", "to_numpy", "backend_of", "device_of", "Generator", "manual_seed",
-    "default_generator", "generator_like", "resolve_generator", "check_floating", "check_same_backend",
-    "torch_available", "cuda_available", "positive_mask", "sum_product", "batch_sum", "blockwise",
+    "foreach_sqrt", "foreach_addcmul", "foreach_addcdiv", "to_numpy", "backend_of", "device_of", "dtype_name",
+    "Generator", "manual_seed", "default_generator", "generator_like", "resolve_generator",
+    "torch_available", "cuda_available",
 ]
 
 BACKENDS = ("numpy", "torch")
-_FLOAT_DTYPES = ("float32", "float64")
 
 
 @dataclass
@@ -98,24 +99,17 @@ def array_namespace(*arrays):
     return _array_namespace(*arrays)
 
 
-def _check_backend(backend: str, fn: str = "set_default_backend") -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"{fn}: backend must be one of {BACKENDS}, got {backend!r}")
+def check_backend(fn: str, backend) -> str:
+    """``backend`` if it names a backend that is installed (``ValueError`` otherwise)."""
+    check.choice(fn, "backend", backend, BACKENDS)
     if backend == "torch" and not torch_available():
         raise ValueError(f"{fn}: backend 'torch' requested but torch is not installed")
     return backend
 
 
-def _check_dtype(dtype, fn: str) -> str:
-    name = dtype if isinstance(dtype, str) else str(dtype).replace("torch.", "")
-    if name not in _FLOAT_DTYPES:
-        raise ValueError(f"{fn}: dtype must be one of {_FLOAT_DTYPES}, got {dtype!r}")
-    return name
-
-
 def set_default_backend(backend: str, *, device: str | None = None, dtype: str | None = None) -> None:
     """Set the backend, device and dtype used for *new* arrays (parameters, masks, data)."""
-    _check_backend(backend)
+    check_backend("set_default_backend", backend)
     if backend == "numpy" and device not in (None, "cpu"):
         raise ValueError(f"set_default_backend: device must be 'cpu' for numpy, got {device!r}")
     if backend == "torch" and device is not None and str(device).startswith("cuda") and not cuda_available():
@@ -123,7 +117,7 @@ def set_default_backend(backend: str, *, device: str | None = None, dtype: str |
     _DEFAULTS.backend = backend
     _DEFAULTS.device = device
     if dtype is not None:
-        _DEFAULTS.dtype = _check_dtype(dtype, "set_default_backend")
+        _DEFAULTS.dtype = check.dtype("set_default_backend", dtype)
 
 
 def get_default_backend() -> tuple[str, str, str]:
@@ -132,18 +126,18 @@ def get_default_backend() -> tuple[str, str, str]:
 
 
 def _resolve(backend, device, dtype, fn):
-    backend = _check_backend(backend or _DEFAULTS.backend, fn)
+    backend = check_backend(fn, backend or _DEFAULTS.backend)
     device = device if device is not None else (_DEFAULTS.device if backend == _DEFAULTS.backend else None)
     device = str(device) if device is not None else "cpu"
     if backend == "numpy" and device != "cpu":
         raise ValueError(f"{fn}: device must be 'cpu' for numpy, got {device!r}")
-    dtype = _check_dtype(dtype or _DEFAULTS.dtype, fn)
+    dtype = check.dtype(fn, _DEFAULTS.dtype if dtype is None else dtype)
     return backend, device, dtype
 
 
 def namespace(backend: str | None = None):
     """The array-API namespace for a backend name (``array_api_compat.numpy`` / ``.torch``)."""
-    backend = _check_backend(backend or _DEFAULTS.backend, "namespace")
+    backend = check_backend("namespace", backend or _DEFAULTS.backend)
     return importlib.import_module(f"array_api_compat.{backend}")
 
 
@@ -255,16 +249,8 @@ def to_numpy(x) -> np.ndarray:
 
 
 def backend_of(x) -> str:
-    t = type(x)
-    if t is np.ndarray:
-        return "numpy"
-    if t.__name__ == "Tensor" and t.__module__ == "torch":
-        return "torch"
-    if is_torch_array(x):
-        return "torch"
-    if is_numpy_array(x):
-        return "numpy"
-    raise TypeError(f"backend_of: expected a numpy array or torch tensor, got {type(x).__name__}")
+    """``'numpy'`` or ``'torch'``: the backend an array belongs to (``TypeError`` for anything else)."""
+    return check.array("backend_of", "x", x)
 
 
 def device_of(x) -> str:
@@ -276,110 +262,7 @@ def device_of(x) -> str:
     return str(_device(x))
 
 
-def dtype_name(x) -> str:
-    return str(x.dtype).replace("torch.", "")
-
-
-def positive_mask(x):
-    """A multiplicative mask, 1 where ``x > 0`` and 0 elsewhere, for ``grad * mask`` (ReLU's backward).
-
-    The fastest form differs by backend: NumPy multiplies by a boolean array directly, while on
-    torch CPU a comparison costs several times an arithmetic op, and ``sign(clamp(x, min=0))``
-    (1.0 / 0.0 in ``x``'s dtype) is faster.
-    """
-    if backend_of(x) == "torch":
-        import torch
-        return torch.sign(torch.clamp(x, min=0))
-    return x > 0
-
-
-def sum_product(a, b, axes: tuple):
-    """``Σ a·b`` over ``axes`` (a and b of one shape), without materializing ``a·b`` where possible.
-
-    NumPy: ``einsum`` fuses the product into the reduction (several times faster than
-    ``sum(a * b)`` for large arrays, and no temporary). torch: ``sum(a * b)``, which its CPU
-    kernels already do well (torch's einsum turns this pattern into a slow batched matmul).
-    """
-    if backend_of(a) == "numpy":
-        letters = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
-        keep = "".join(c for i, c in enumerate(letters) if i not in axes)
-        return np.einsum(f"{letters},{letters}->{keep}", a, b)
-    import torch
-    return torch.sum(a * b, dim=tuple(axes))
-
-
-def batch_sum(a, axes: tuple):
-    """``Σ a`` over ``axes`` (dim 0 and possibly trailing dims), e.g. a bias gradient.
-
-    NumPy: a matrix-vector product with a vector of ones over dim 0 (``ones @ a``), which
-    OpenBLAS runs multi-threaded and vectorized, several times faster than ``sum(a, axis=0)``
-    (a single-threaded ufunc reduction); the trailing axes, if any, are then summed normally.
-    torch: ``sum``.
-    """
-    if backend_of(a) == "numpy" and a.ndim >= 2 and axes and axes[0] == 0 and a.shape[0] > 0:
-        s = np.ones(a.shape[0], dtype=a.dtype) @ a.reshape(a.shape[0], -1)
-        s = s.reshape(a.shape[1:])
-        rest = tuple(ax - 1 for ax in axes[1:])
-        return np.sum(s, axis=rest) if rest else s
-    return array_namespace(a).sum(a, axis=tuple(axes))
-
-
-_BLOCK_BYTES = 1 << 18  # 256 KiB per input block: a few temporaries of this size stay in L2
-
-
-def blockwise(fn, *arrays):
-    """``fn(*arrays)`` for an element-wise ``fn`` (per-row: row i of the result depends only on row i
-    of the inputs), evaluated block of rows by block of rows on NumPy.
-
-    NumPy ufuncs make one full pass over memory per operation, so a chain of k operations on a
-    large array streams it k times from DRAM. Blocks of ~256 KiB keep the whole chain in cache
-    (on a 16 MiB array typically 2× faster). torch (whose kernels already fuse or parallelize), small
-    arrays and 0-d/1-d arrays: a single call ``fn(*arrays)``. ``arrays`` share their first dim; ``fn``
-    may write into temporaries it creates but not into its arguments (they are views of the inputs).
-    """
-    first = arrays[0]
-    n = first.shape[0] if first.ndim else 0
-    if backend_of(first) != "numpy" or first.ndim < 2 or first.nbytes <= 2 * _BLOCK_BYTES:
-        return fn(*arrays)
-    rows = max(1, _BLOCK_BYTES // max(1, first.nbytes // n))
-    head = fn(*(a[:rows] for a in arrays))
-    out = np.empty((n,) + head.shape[1:], dtype=head.dtype)
-    out[:rows] = head
-    for i in range(rows, n, rows):
-        out[i:i + rows] = fn(*(a[i:i + rows] for a in arrays))
-    return out
-
-
-def check_floating(x, fn: str, arg: str = "x") -> None:
-    """``TypeError`` unless ``x`` is a floating-point array of a supported backend."""
-    t = type(x)
-    if t is np.ndarray and x.dtype.kind == "f" and x.dtype.itemsize <= 8:  # fast paths, common case
-        return
-    if t.__name__ == "Tensor" and t.__module__ == "torch" and x.is_floating_point():
-        return
-    if not (is_numpy_array(x) or is_torch_array(x)):
-        raise TypeError(f"{fn}: {arg} must be a numpy array or torch tensor, got {type(x).__name__}")
-    if dtype_name(x) not in ("float16", "bfloat16", "float32", "float64"):
-        raise TypeError(f"{fn}: {arg} must have a floating dtype, got {dtype_name(x)}")
-
-
-def check_same_backend(fn: str, **arrays) -> None:
-    """``TypeError`` naming the arguments when arrays come from different backends/devices."""
-    present = [a for a in arrays.values() if a is not None]
-    if len(present) < 2:
-        return
-    t = type(present[0])
-    if all(type(a) is t for a in present):  # fast paths: one exact array type
-        if t is np.ndarray:
-            return
-        if t.__name__ == "Tensor" and t.__module__ == "torch":
-            d = present[0].device
-            if all(a.device == d for a in present):
-                return
-    seen = {name: (backend_of(a), device_of(a)) for name, a in arrays.items() if a is not None}
-    if len(set(seen.values())) > 1:
-        desc = ", ".join(f"{n} on {b}:{d}" for n, (b, d) in seen.items())
-        raise TypeError(f"{fn}: arrays must share one backend and device, got {desc}")
+dtype_name = check.dtype_name  # 'float32', 'int64', ... for arrays of either backend
 
 
 class Generator:
@@ -401,7 +284,7 @@ class Generator:
             self._g.manual_seed(self.seed)
 
     def _dt(self, dtype):
-        return _native_dtype(self.backend, _check_dtype(dtype or _DEFAULTS.dtype, "Generator"))
+        return _native_dtype(self.backend, check.dtype("Generator", _DEFAULTS.dtype if dtype is None else dtype))
 
     def uniform(self, shape, low=0.0, high=1.0, *, dtype=None):
         """U[low, high) of ``shape``."""
@@ -471,9 +354,7 @@ def resolve_generator(fn: str, generator: Generator | None, backend=None, device
     generator of the resolved backend/device. ``ValueError`` if they disagree (naming ``fn``).
     """
     if generator is not None:
-        if not isinstance(generator, Generator):
-            raise TypeError(f"{fn}: generator must be a coursekit.backend.Generator, got "
-                            f"{type(generator).__name__}")
+        check.instance(fn, "generator", generator, Generator, "a coursekit.backend.Generator")
         backend = backend or generator.backend
         if device is None and backend == generator.backend:
             device = generator.device
@@ -490,8 +371,7 @@ def generator_like(x, generator: Generator | None = None, *, fn: str = "generato
     b, d = backend_of(x), device_of(x)
     if generator is None:
         return default_generator(b, d)
-    if not isinstance(generator, Generator):
-        raise TypeError(f"{fn}: generator must be a coursekit.backend.Generator, got {type(generator).__name__}")
+    check.instance(fn, "generator", generator, Generator, "a coursekit.backend.Generator")
     if (generator.backend, generator.device) != (b, d):
         raise ValueError(f"{fn}: generator is on {generator.backend}:{generator.device} but x is on {b}:{d}")
     return generator

@@ -13,34 +13,16 @@ int64 (``torch.long``) on the requested backend/device. Random draws come from
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import _checks as check
 from . import backend as B
 
 __all__ = ["Digits", "load_digits", "augment_digits", "make_spirals", "make_blobs"]
 
 IMAGE_SHAPE = (8, 8)
-
-
-def _check_fraction(fn, name, value, *, allow_zero=True):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
-    lo_ok = value >= 0 if allow_zero else value > 0
-    if not (lo_ok and value < 1):
-        rng = "[0, 1)" if allow_zero else "(0, 1)"
-        raise ValueError(f"{fn}: {name} must be in {rng}, got {value!r}")
-    return float(value)
-
-
-def _check_count(fn, name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{fn}: {name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -98,13 +80,12 @@ def load_digits(*, seed=0, val_size=0.2, test_size=0.2, standardize=True, std_fl
     from sklearn.model_selection import train_test_split
 
     fn = "load_digits"
-    val_size = _check_fraction(fn, "val_size", val_size)
-    test_size = _check_fraction(fn, "test_size", test_size)
+    val_size = check.real(fn, "val_size", val_size, low=0.0, high=1.0, high_open=True)
+    test_size = check.real(fn, "test_size", test_size, low=0.0, high=1.0, high_open=True)
     if val_size + test_size >= 1:
         raise ValueError(f"{fn}: val_size + test_size must be < 1, got {val_size} + {test_size}")
-    seed = _check_count(fn, "seed", seed, low=0)
-    if isinstance(std_floor, bool) or not isinstance(std_floor, numbers.Real) or not std_floor >= 0:
-        raise ValueError(f"{fn}: std_floor must be a real number >= 0, got {std_floor!r}")
+    seed = check.integer(fn, "seed", seed, low=0)
+    std_floor = check.real(fn, "std_floor", std_floor, low=0.0)
     backend, device, dtype = B._resolve(backend, device, dtype, fn)
 
     bunch = _sk_load_digits()
@@ -155,17 +136,12 @@ def augment_digits(images_or_X, *, max_shift=1, max_rotation=15.0, generator=Non
     from scipy import ndimage
 
     fn = "augment_digits"
-    B.check_floating(images_or_X, fn, "images_or_X")
+    check.floating(fn, "images_or_X", images_or_X)
     shape = tuple(images_or_X.shape)
     if not (len(shape) == 2 and shape[1] == 64) and not (len(shape) == 3 and shape[1:] == IMAGE_SHAPE):
         raise ValueError(f"{fn}: images_or_X must have shape (N, 64) or (N, 8, 8), got {shape}")
-    max_shift = _check_count(fn, "max_shift", max_shift, low=0)
-    if max_shift > 7:
-        raise ValueError(f"{fn}: max_shift must be in [0, 7] pixels, got {max_shift}")
-    if isinstance(max_rotation, bool) or not isinstance(max_rotation, numbers.Real):
-        raise TypeError(f"{fn}: max_rotation must be a real number, got {type(max_rotation).__name__}")
-    if not 0 <= max_rotation <= 180:
-        raise ValueError(f"{fn}: max_rotation must be in [0, 180] degrees, got {max_rotation!r}")
+    max_shift = check.integer(fn, "max_shift", max_shift, low=0, high=7)                 # pixels
+    max_rotation = check.real(fn, "max_rotation", max_rotation, low=0.0, high=180.0)    # degrees
     g = B.generator_like(images_or_X, generator, fn=fn)
 
     n = shape[0]
@@ -197,11 +173,10 @@ def make_spirals(n_per_class=100, n_classes=3, *, noise=0.2, seed=0, backend=Non
     ``t = 4k + 4r + noise·N(0, 1)`` (radians). Returns ``(X (n_classes·n_per_class, 2), y int64)``.
     """
     fn = "make_spirals"
-    n_per_class = _check_count(fn, "n_per_class", n_per_class)
-    n_classes = _check_count(fn, "n_classes", n_classes)
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not noise >= 0:
-        raise ValueError(f"{fn}: noise must be a real number >= 0, got {noise!r}")
-    g = B.Generator(_check_count(fn, "seed", seed, low=0), backend="numpy")
+    n_per_class = check.integer(fn, "n_per_class", n_per_class, low=1)
+    n_classes = check.integer(fn, "n_classes", n_classes, low=1)
+    noise = check.real(fn, "noise", noise, low=0.0)
+    g = B.Generator(check.integer(fn, "seed", seed, low=0), backend="numpy")
     r = np.tile(np.linspace(0.0, 1.0, n_per_class), n_classes)
     k = np.repeat(np.arange(n_classes), n_per_class)
     t = 4.0 * k + 4.0 * r + noise * g.normal((n_classes * n_per_class,), dtype="float64")
@@ -217,15 +192,14 @@ def make_blobs(n_per_class=100, n_classes=3, *, n_features=2, cluster_std=1.0, c
     Returns ``(X (n_classes·n_per_class, n_features), y int64)``, rows grouped by class.
     """
     fn = "make_blobs"
-    n_per_class = _check_count(fn, "n_per_class", n_per_class)
-    n_classes = _check_count(fn, "n_classes", n_classes)
-    n_features = _check_count(fn, "n_features", n_features)
-    if isinstance(cluster_std, bool) or not isinstance(cluster_std, numbers.Real) or not cluster_std > 0:
-        raise ValueError(f"{fn}: cluster_std must be a real number > 0, got {cluster_std!r}")
-    lo, hi = center_box
+    n_per_class = check.integer(fn, "n_per_class", n_per_class, low=1)
+    n_classes = check.integer(fn, "n_classes", n_classes, low=1)
+    n_features = check.integer(fn, "n_features", n_features, low=1)
+    cluster_std = check.real(fn, "cluster_std", cluster_std, low=0.0, low_open=True)
+    lo, hi = (check.real(fn, "center_box", v) for v in center_box)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"{fn}: center_box must be (low, high) with low < high, got {center_box!r}")
-    g = B.Generator(_check_count(fn, "seed", seed, low=0), backend="numpy")
+    g = B.Generator(check.integer(fn, "seed", seed, low=0), backend="numpy")
     centers = g.uniform((n_classes, n_features), lo, hi, dtype="float64")
     y = np.repeat(np.arange(n_classes), n_per_class)
     X = centers[y] + cluster_std * g.normal((len(y), n_features), dtype="float64")

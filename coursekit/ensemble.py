@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _checks as check
 from . import backend as B
 from . import functional as F
 
@@ -49,20 +50,11 @@ _CHUNK_ELEMENTS = 1 << 20  # masked inputs per call of logits_fn (memory bound)
 
 
 def _check_p(fn, p):
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)):
-        raise TypeError(f"{fn}: p must be a real number, got {type(p).__name__}")
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"{fn}: p must be in [0, 1), got {p!r}")
-    return float(p)
+    return check.real(fn, "p", p, low=0.0, high=1.0, high_open=True)
 
 
 def _check_n(fn, n):
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"{fn}: n must be an integer, got {type(n).__name__}")
-    if not 1 <= n <= MAX_INPUTS:
-        raise ValueError(f"{fn}: the number of inputs n must be in [1, {MAX_INPUTS}] "
-                         f"(2^n masks are enumerated), got {n}")
-    return int(n)
+    return check.integer(fn, "the number of inputs n", n, low=1, high=MAX_INPUTS)  # 2^n masks are enumerated
 
 
 def dropout_masks(n, *, backend=None, device=None, dtype=None):
@@ -107,14 +99,10 @@ def _prepare(fn, logits_fn, x, p):
     if not callable(logits_fn):
         raise TypeError(f"{fn}: logits_fn must be callable (e.g. linear_logits(W, b) or a Module), "
                         f"got {type(logits_fn).__name__}")
-    B.check_floating(x, fn, "x")
+    check.floating(fn, "x", x)
     if x.ndim not in (1, 2):
         raise ValueError(f"{fn}: x must have shape (n,) or (N, n), got {tuple(x.shape)}")
-    n = x.shape[-1]
-    if not 1 <= n <= MAX_INPUTS:
-        raise ValueError(f"{fn}: x must have n in [1, {MAX_INPUTS}] inputs (2^n masks are enumerated), "
-                         f"got n={n}")
-    return _check_p(fn, p), n
+    return _check_p(fn, p), _check_n(fn, x.shape[-1])
 
 
 def ensemble_predictions(logits_fn, x, *, p=0.5) -> EnsemblePredictions:

@@ -21,7 +21,13 @@ Conventions (shared with ``torch.nn.functional``: names, argument names and defa
   ``batch_norm(...) -> BatchNormOutput(out, running_mean, running_var, cache)`` (the *new*
   running statistics are returned, the inputs are never written) and
   ``batch_norm_backward(grad_out, cache)``.
-* Bad arguments raise ``ValueError``/``TypeError`` naming the function and the argument.
+* Bad arguments raise ``TypeError`` (wrong type) or ``ValueError`` (wrong value) naming the
+  function and the argument; the checks (:mod:`coursekit._checks`) look at shapes, dtypes and
+  devices only, never at array values, so nothing here waits for a GPU.
+* Each kernel is the formula as the lecture writes it. Where a backend runs that formula slowly
+  (NumPy on large arrays: one pass per operation, one core) or has a fused kernel for it (torch's
+  ``addmm``, ``softmax``, ``relu`` and its ``threshold_backward``), the kernel hands over to
+  :mod:`coursekit._fast`, chosen by backend and size only and tested equal to the formula.
 """
 from __future__ import annotations
 
@@ -31,8 +37,9 @@ from typing import Any, NamedTuple
 
 from array_api_compat import device as _device
 
-from .backend import (array_namespace, backend_of, check_floating, check_same_backend, device_of,
-                      batch_sum, blockwise, dtype_name, generator_like, positive_mask, sum_product)
+from . import _checks as check
+from . import _fast
+from .backend import array_namespace, dtype_name, generator_like
 
 __all__ = [
     "ALPHA", "LAMBDA",
@@ -51,79 +58,11 @@ ALPHA = 1.6732632423543772848170429916717
 LAMBDA = 1.0507009873554804934193349852946
 
 
-# --------------------------------------------------------------------------------------------
-# validation helpers (messages name the function and the argument)
-# --------------------------------------------------------------------------------------------
-def _ns(fn: str, x, arg: str = "x"):
-    """Namespace of a floating array ``x``; ``TypeError`` otherwise."""
-    check_floating(x, fn, arg)
-    return array_namespace(x)
-
-
-def _ns_many(fn: str, **arrays):
-    """Namespace shared by several floating arrays (``None`` entries are skipped)."""
-    present = {k: v for k, v in arrays.items() if v is not None}
-    for name, a in present.items():
-        check_floating(a, fn, name)
-    check_same_backend(fn, **present)
-    names = list(present)
-    first = present[names[0]]
-    for name in names[1:]:
-        if present[name].dtype != first.dtype:
-            raise TypeError(f"{fn}: {name} must have the dtype of {names[0]} ({dtype_name(first)}), "
-                            f"got {dtype_name(present[name])}")
-    return array_namespace(*present.values())
-
-
-def _real(fn: str, name: str, value, *, low=-math.inf, high=math.inf, low_open=False,
-          high_open=False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    ok_lo = value > low if low_open else value >= low
-    ok_hi = value < high if high_open else value <= high
-    if math.isnan(value) or not (ok_lo and ok_hi):
-        rng = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
-        raise ValueError(f"{fn}: {name} must be in {rng}, got {value!r}")
-    return value
-
-
-def _int(fn: str, name: str, value, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{fn}: {name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _dim(fn: str, dim, ndim: int) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-        raise TypeError(f"{fn}: dim must be an integer, got {type(dim).__name__}")
-    if not -max(ndim, 1) <= dim < max(ndim, 1):
-        raise ValueError(f"{fn}: dim must be in [{-max(ndim, 1)}, {max(ndim, 1) - 1}] for a "
-                         f"{ndim}-d input, got {dim}")
-    return int(dim)
-
-
-def _same_shape(fn: str, a, a_name: str, shape, what: str):
-    if tuple(a.shape) != tuple(shape):
-        raise ValueError(f"{fn}: {a_name} must have the shape of {what} {tuple(shape)}, "
-                         f"got {tuple(a.shape)}")
-
-
-def _grad(fn: str, grad_out, shape, what: str = "the forward output"):
-    """Check ``grad_out``: floating and shaped like the forward output."""
-    check_floating(grad_out, fn, "grad_out")
-    _same_shape(fn, grad_out, "grad_out", shape, what)
-
-
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _reduction(fn: str, reduction) -> str:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{fn}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return reduction
+def _xp(fn: str, **arrays):
+    """The namespace of ``arrays`` after :func:`coursekit._checks.arrays` (floating, one backend,
+    device and dtype; None entries skipped)."""
+    check.arrays(fn, **arrays)
+    return array_namespace(*(a for a in arrays.values() if a is not None))
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,30 +70,34 @@ def _reduction(fn: str, reduction) -> str:
 # --------------------------------------------------------------------------------------------
 def relu(x):
     """Rectified linear unit ``max(x, 0)``.  x: (...) -> (...)."""
-    xp = _ns("relu", x)
+    xp = _xp("relu", x=x)
+    if _fast.is_torch(x):
+        return _fast.relu(x)
     return xp.maximum(x, 0.0)
 
 
 def relu_backward(grad_out, x):
     """``∂L/∂x = grad_out · 1[x > 0]`` (the gradient at exactly 0 is 0, as in torch)."""
-    _ns("relu_backward", x)
-    _grad("relu_backward", grad_out, x.shape, "x")
-    return grad_out * positive_mask(x)  # a 0/1 factor: several times faster than where(x > 0, g, 0)
+    xp = _xp("relu_backward", grad_out=grad_out, x=x)
+    check.same_shape("relu_backward", grad_out, "grad_out", x.shape, "x")
+    if _fast.is_torch(x):
+        return _fast.relu_backward(grad_out, x)
+    return grad_out * xp.astype(x > 0, x.dtype)
 
 
 def leaky_relu(x, negative_slope=0.01):
     """Leaky ReLU ``x`` for ``x > 0``, ``negative_slope · x`` otherwise.  x: (...) -> (...)."""
-    xp = _ns("leaky_relu", x)
-    a = _real("leaky_relu", "negative_slope", negative_slope)
-    return xp.where(x > 0, x, x * a)
+    xp = _xp("leaky_relu", x=x)
+    a = check.real("leaky_relu", "negative_slope", negative_slope)
+    return xp.where(x > 0, x, a * x)
 
 
 def leaky_relu_backward(grad_out, x, negative_slope=0.01):
     """``∂L/∂x = grad_out`` where ``x > 0``, ``negative_slope · grad_out`` elsewhere (also at 0)."""
-    xp = _ns("leaky_relu_backward", x)
-    a = _real("leaky_relu_backward", "negative_slope", negative_slope)
-    _grad("leaky_relu_backward", grad_out, x.shape, "x")
-    return xp.where(x > 0, grad_out, grad_out * a)
+    xp = _xp("leaky_relu_backward", grad_out=grad_out, x=x)
+    check.same_shape("leaky_relu_backward", grad_out, "grad_out", x.shape, "x")
+    a = check.real("leaky_relu_backward", "negative_slope", negative_slope)
+    return xp.where(x > 0, grad_out, a * grad_out)
 
 
 def _prelu_shape(fn, x, weight):
@@ -177,10 +120,9 @@ def prelu(x, weight):
     x: (N, C, ...) or any shape when ``weight`` has shape (1,); weight: (1,) (one slope shared
     by every channel) or (C,) (one slope per channel, channels on dim 1, as in torch).
     """
-    fn = "prelu"
-    xp = _ns_many(fn, x=x, weight=weight)
-    w = xp.reshape(weight, _prelu_shape(fn, x, weight))
-    return xp.where(x > 0, x, x * w)
+    xp = _xp("prelu", x=x, weight=weight)
+    w = xp.reshape(weight, _prelu_shape("prelu", x, weight))
+    return xp.where(x > 0, x, w * x)
 
 
 def prelu_backward(grad_out, x, weight):
@@ -191,18 +133,12 @@ def prelu_backward(grad_out, x, weight):
     everything when ``weight`` has shape (1,)).
     """
     fn = "prelu_backward"
-    xp = _ns_many(fn, x=x, weight=weight)
-    shape = _prelu_shape(fn, x, weight)
-    _grad(fn, grad_out, x.shape, "x")
-    w = xp.reshape(weight, shape)
-    pos = x > 0
-    grad_x = xp.where(pos, grad_out, grad_out * w)
-    gx_neg = xp.where(pos, 0, grad_out * x)
-    if weight.shape[0] == 1:
-        grad_w = xp.reshape(xp.sum(gx_neg), (1,))
-    else:
-        axes = (0,) + tuple(range(2, x.ndim))
-        grad_w = xp.sum(gx_neg, axis=axes)
+    xp = _xp(fn, grad_out=grad_out, x=x, weight=weight)
+    check.same_shape(fn, grad_out, "grad_out", x.shape, "x")
+    w = xp.reshape(weight, _prelu_shape(fn, x, weight))
+    grad_x = xp.where(x > 0, grad_out, w * grad_out)
+    per_channel = (0,) + tuple(range(2, x.ndim)) if weight.shape[0] > 1 else tuple(range(x.ndim))
+    grad_w = xp.reshape(xp.sum(grad_out * xp.minimum(x, 0.0), axis=per_channel), weight.shape)
     return grad_x, grad_w
 
 
@@ -211,75 +147,47 @@ def elu(x, alpha=1.0):
 
     Written branch-free as ``max(x, 0) + alpha · expm1(min(x, 0))`` (no overflow for large x).
     """
-    xp = _ns("elu", x)
-    a = _real("elu", "alpha", alpha)
-    return xp.maximum(x, 0) + a * xp.expm1(xp.minimum(x, 0))
+    xp = _xp("elu", x=x)
+    a = check.real("elu", "alpha", alpha)
+    return xp.maximum(x, 0.0) + a * xp.expm1(xp.minimum(x, 0.0))
 
 
 def elu_backward(grad_out, x, alpha=1.0):
     """``∂L/∂x = grad_out`` for ``x > 0``, ``grad_out · alpha · eˣ`` for ``x ≤ 0`` (torch)."""
-    xp = _ns("elu_backward", x)
-    a = _real("elu_backward", "alpha", alpha)
-    _grad("elu_backward", grad_out, x.shape, "x")
-    return xp.where(x > 0, grad_out, grad_out * (a * xp.exp(xp.minimum(x, 0))))
+    xp = _xp("elu_backward", grad_out=grad_out, x=x)
+    check.same_shape("elu_backward", grad_out, "grad_out", x.shape, "x")
+    a = check.real("elu_backward", "alpha", alpha)
+    return grad_out * xp.where(x > 0, 1.0, a * xp.exp(xp.minimum(x, 0.0)))
 
 
 def selu(x):
     """SELU (Klambauer et al. 2017): ``λ x`` for ``x > 0``, ``λ α (eˣ − 1)`` otherwise.
 
     With :data:`ALPHA` and :data:`LAMBDA` chosen so that zero-mean, unit-variance inputs keep
-    zero mean and unit variance. Branch-free: with ``m = min(x, 0)``,
-    ``λα (exp(m) − 1) + λ (x − m)`` (``x − m = max(x, 0)`` exactly), in place on temporaries.
-    ``exp(m) − 1`` rather than ``expm1``: NumPy's float32 ``exp`` is several times faster; the
-    absolute error stays at a few ``u·λα`` (``u`` the unit roundoff), only the *relative* error
-    grows for tiny negative ``x``.
+    zero mean and unit variance. Branch-free: ``λ (max(x, 0) + α expm1(min(x, 0)))``.
+    Large NumPy arrays take :func:`coursekit._fast.selu` (the same formula, block by block).
     """
-    xp = _ns("selu", x)
-
-    def block(x):           # a chain of element-wise passes, run block by block (cache-friendly)
-        m = xp.minimum(x, 0.0)
-        out = xp.exp(m)
-        out -= 1.0              # exactly 0 where x > 0
-        out *= LAMBDA * ALPHA
-        pos = x - m             # max(x, 0), exactly
-        pos *= LAMBDA
-        out += pos
-        return out
-    return blockwise(block, x)
+    xp = _xp("selu", x=x)
+    if _fast.wanted(x):
+        return _fast.selu(x, LAMBDA, ALPHA)
+    return LAMBDA * (xp.maximum(x, 0.0) + ALPHA * xp.expm1(xp.minimum(x, 0.0)))
 
 
 def selu_backward(grad_out, x, *, out=None):
     """``∂L/∂x = grad_out · λ`` for ``x > 0``, ``grad_out · λ α eˣ`` for ``x ≤ 0``.
 
-    From ``x`` alone: ``λα·exp(min(x, 0))`` equals ``λα eˣ`` for ``x ≤ 0`` and ``λα`` for ``x > 0``,
-    and adding ``λ(1 − α)·1[x > 0]`` gives the derivative everywhere. If the forward output
-    ``out = selu(x)`` is passed (as :class:`coursekit.nn.SELU` does), no exponential is needed:
-    ``λα eˣ = out + λα`` for ``x ≤ 0``.
+    If the forward output ``out = selu(x)`` is passed (as :class:`coursekit.nn.SELU` does), no
+    exponential is needed: ``λ α eˣ = out + λ α`` for ``x ≤ 0``.
     """
     fn = "selu_backward"
-    xp = _ns(fn, x)
-    _grad(fn, grad_out, x.shape, "x")
-    if out is None:
-        def block(grad_out, x):
-            d = xp.exp(xp.minimum(x, 0.0))
-            d *= LAMBDA * ALPHA
-            step = xp.astype(x > 0, x.dtype)
-            step *= LAMBDA * (1.0 - ALPHA)
-            d += step
-            d *= grad_out
-            return d
-        return blockwise(block, grad_out, x)
-    # (out + λα − λ)·1[x ≤ 0] + λ: exactly λ where x > 0, out + λα = λα eˣ elsewhere
-    check_floating(out, fn, "out")
-    _same_shape(fn, out, "out", x.shape, "x")
-
-    def block_out(grad_out, x, out):
-        d = out + (LAMBDA * ALPHA - LAMBDA)
-        d *= x <= 0
-        d += LAMBDA
-        d *= grad_out
-        return d
-    return blockwise(block_out, grad_out, x, out)
+    xp = _xp(fn, grad_out=grad_out, x=x, out=out)
+    check.same_shape(fn, grad_out, "grad_out", x.shape, "x")
+    if out is not None:
+        check.same_shape(fn, out, "out", x.shape, "x")
+    if _fast.wanted(grad_out, x, *([] if out is None else [out])):
+        return _fast.selu_backward(grad_out, x, out, LAMBDA, ALPHA)
+    slope_neg = LAMBDA * ALPHA * xp.exp(xp.minimum(x, 0.0)) if out is None else out + LAMBDA * ALPHA
+    return grad_out * xp.where(x > 0, LAMBDA, slope_neg)
 
 
 def sigmoid(x):
@@ -287,29 +195,28 @@ def sigmoid(x):
 
     With ``e = exp(−|x|) ∈ (0, 1]``: ``σ(x) = 1/(1+e)`` for ``x ≥ 0`` and ``e/(1+e)`` for ``x < 0``.
     """
-    xp = _ns("sigmoid", x)
+    xp = _xp("sigmoid", x=x)
     e = xp.exp(-xp.abs(x))
-    r = 1.0 / (1.0 + e)
-    return xp.where(x >= 0, r, e * r)
+    return xp.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
 def sigmoid_backward(grad_out, out):
     """``∂L/∂x = grad_out · σ(x)(1 − σ(x))``; takes the forward output ``out = σ(x)``."""
-    _ns("sigmoid_backward", out, "out")
-    _grad("sigmoid_backward", grad_out, out.shape, "out")
-    return grad_out * (out * (1.0 - out))
+    _xp("sigmoid_backward", grad_out=grad_out, out=out)
+    check.same_shape("sigmoid_backward", grad_out, "grad_out", out.shape, "out")
+    return grad_out * out * (1.0 - out)
 
 
 def tanh(x):
     """Hyperbolic tangent.  x: (...) -> (...)."""
-    xp = _ns("tanh", x)
+    xp = _xp("tanh", x=x)
     return xp.tanh(x)
 
 
 def tanh_backward(grad_out, out):
     """``∂L/∂x = grad_out · (1 − tanh²x)``; takes the forward output ``out = tanh(x)``."""
-    _ns("tanh_backward", out, "out")
-    _grad("tanh_backward", grad_out, out.shape, "out")
+    _xp("tanh_backward", grad_out=grad_out, out=out)
+    check.same_shape("tanh_backward", grad_out, "grad_out", out.shape, "out")
     return grad_out * (1.0 - out * out)
 
 
@@ -319,31 +226,26 @@ def softplus(x, beta=1.0, threshold=20.0):
     The switch to the identity above ``threshold`` follows torch (``log1p(e^{βx})/β = x`` to
     float precision there). ``beta`` must be positive.
     """
-    fn = "softplus"
-    xp = _ns(fn, x)
-    beta = _real(fn, "beta", beta, low=0.0, low_open=True)
-    threshold = _real(fn, "threshold", threshold)
-    bx = x * beta
-    soft = xp.log1p(xp.exp(xp.minimum(bx, threshold)))
-    if beta != 1.0:
-        soft = soft / beta
-    return xp.where(bx > threshold, x, soft)
+    xp = _xp("softplus", x=x)
+    beta = check.real("softplus", "beta", beta, low=0.0, low_open=True)
+    threshold = check.real("softplus", "threshold", threshold)
+    bx = beta * x
+    return xp.where(bx > threshold, x, xp.log1p(xp.exp(xp.minimum(bx, threshold))) / beta)
 
 
 def softplus_backward(grad_out, x, beta=1.0, threshold=20.0):
     """``∂L/∂x = grad_out · σ(βx)`` (``= grad_out`` where ``βx > threshold``)."""
     fn = "softplus_backward"
-    xp = _ns(fn, x)
-    beta = _real(fn, "beta", beta, low=0.0, low_open=True)
-    threshold = _real(fn, "threshold", threshold)
-    _grad(fn, grad_out, x.shape, "x")
-    bx = x * beta
-    z = xp.exp(xp.minimum(bx, threshold))
-    return xp.where(bx > threshold, grad_out, grad_out * (z / (z + 1.0)))
+    xp = _xp(fn, grad_out=grad_out, x=x)
+    check.same_shape(fn, grad_out, "grad_out", x.shape, "x")
+    beta = check.real(fn, "beta", beta, low=0.0, low_open=True)
+    threshold = check.real(fn, "threshold", threshold)
+    z = xp.exp(xp.minimum(beta * x, threshold))
+    return xp.where(beta * x > threshold, grad_out, grad_out * z / (1.0 + z))
 
 
 def _maxout_view(fn, x, pieces):
-    pieces = _int(fn, "pieces", pieces, low=1)
+    pieces = check.integer(fn, "pieces", pieces, low=1)
     if x.ndim < 1 or x.shape[-1] % pieces:
         last = x.shape[-1] if x.ndim else None
         raise ValueError(f"{fn}: the last dim of x must be a multiple of pieces={pieces}, got {last} "
@@ -358,7 +260,7 @@ def maxout(x, pieces):
     (C order), so unit ``j`` is the max of features ``j·pieces, …, j·pieces + pieces − 1``.
     In a network, ``x`` is the output of a linear layer with ``units·pieces`` outputs.
     """
-    xp = _ns("maxout", x)
+    xp = _xp("maxout", x=x)
     pieces, shape = _maxout_view("maxout", x, pieces)
     return xp.max(xp.reshape(x, shape), axis=-1)
 
@@ -370,13 +272,11 @@ def maxout_backward(grad_out, x, pieces):
     lowest index, as ``argmax`` returns), so every unit passes its gradient to exactly one piece.
     """
     fn = "maxout_backward"
-    xp = _ns(fn, x)
+    xp = _xp(fn, grad_out=grad_out, x=x)
     pieces, shape = _maxout_view(fn, x, pieces)
-    _grad(fn, grad_out, shape[:-1])
-    xr = xp.reshape(x, shape)
-    idx = xp.argmax(xr, axis=-1, keepdims=True)
-    hit = idx == xp.arange(pieces, device=_device(x))
-    return xp.reshape(grad_out[..., None] * hit, tuple(x.shape))
+    check.same_shape(fn, grad_out, "grad_out", shape[:-1], "the forward output")
+    winner = xp.argmax(xp.reshape(x, shape), axis=-1, keepdims=True) == xp.arange(pieces, device=_device(x))
+    return xp.reshape(grad_out[..., None] * xp.astype(winner, x.dtype), tuple(x.shape))
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,12 +300,11 @@ def linear(x, weight, bias=None):
     x: (..., in_features); weight: (out_features, in_features) (torch's layout); bias:
     (out_features,) or None  ->  y: (..., out_features).
     """
-    _ns_many("linear", x=x, weight=weight, bias=bias)
+    check.arrays("linear", x=x, weight=weight, bias=bias)
     _check_linear("linear", x, weight, bias)
-    y = x @ weight.T  # the operator: no wrapper overhead on torch
-    if bias is not None:
-        y += bias
-    return y
+    if _fast.is_torch(x):
+        return _fast.linear(x, weight, bias)
+    return x @ weight.T if bias is None else x @ weight.T + bias
 
 
 def linear_backward(grad_out, x, weight, bias=None):
@@ -415,15 +314,12 @@ def linear_backward(grad_out, x, weight, bias=None):
     ``∂L/∂x = G W``, ``∂L/∂W = Gᵀ X``, ``∂L/∂b = Σ_rows G``.
     """
     fn = "linear_backward"
-    xp = _ns_many(fn, x=x, weight=weight, bias=bias)
+    xp = _xp(fn, grad_out=grad_out, x=x, weight=weight, bias=bias)
     _check_linear(fn, x, weight, bias)
-    out_f, in_f = weight.shape
-    _grad(fn, grad_out, tuple(x.shape[:-1]) + (out_f,))
-    grad_x = grad_out @ weight
-    g2 = xp.reshape(grad_out, (-1, out_f))
-    grad_w = g2.T @ xp.reshape(x, (-1, in_f))
-    grad_b = xp.sum(g2, axis=0) if bias is not None else None
-    return grad_x, grad_w, grad_b
+    (out_f, in_f) = weight.shape
+    check.same_shape(fn, grad_out, "grad_out", tuple(x.shape[:-1]) + (out_f,), "the forward output")
+    G, X = xp.reshape(grad_out, (-1, out_f)), xp.reshape(x, (-1, in_f))
+    return grad_out @ weight, G.T @ X, (None if bias is None else xp.sum(G, axis=0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,11 +331,12 @@ def softmax(x, dim=-1):
     Subtracting the max changes nothing mathematically (shift invariance) and keeps ``exp`` from
     overflowing, so inputs of size ~1e4 are fine.  x: (...) -> (...), rows along ``dim`` sum to 1.
     """
-    xp = _ns("softmax", x)
-    dim = _dim("softmax", dim, x.ndim)
+    xp = _xp("softmax", x=x)
+    dim = check.dim("softmax", dim, x.ndim)
+    if _fast.is_torch(x):
+        return _fast.softmax(x, dim)
     e = xp.exp(x - xp.max(x, axis=dim, keepdims=True))
-    e /= xp.sum(e, axis=dim, keepdims=True)
-    return e
+    return e / xp.sum(e, axis=dim, keepdims=True)
 
 
 def softmax_backward(grad_out, out, dim=-1):
@@ -448,9 +345,9 @@ def softmax_backward(grad_out, out, dim=-1):
     (The Jacobian is ``diag(s) − s sᵀ``.)
     """
     fn = "softmax_backward"
-    xp = _ns(fn, out, "out")
-    dim = _dim(fn, dim, out.ndim)
-    _grad(fn, grad_out, out.shape, "out")
+    xp = _xp(fn, grad_out=grad_out, out=out)
+    check.same_shape(fn, grad_out, "grad_out", out.shape, "out")
+    dim = check.dim(fn, dim, out.ndim)
     return out * (grad_out - xp.sum(grad_out * out, axis=dim, keepdims=True))
 
 
@@ -459,50 +356,45 @@ def log_softmax(x, dim=-1):
 
     Stable for ``|x| ~ 1e4``: the largest entry of every row contributes ``e⁰ = 1`` to the sum.
     """
-    xp = _ns("log_softmax", x)
-    dim = _dim("log_softmax", dim, x.ndim)
+    xp = _xp("log_softmax", x=x)
+    dim = check.dim("log_softmax", dim, x.ndim)
+    if _fast.is_torch(x):
+        return _fast.log_softmax(x, dim)
     z = x - xp.max(x, axis=dim, keepdims=True)
-    z -= xp.log(xp.sum(xp.exp(z), axis=dim, keepdims=True))
-    return z
+    return z - xp.log(xp.sum(xp.exp(z), axis=dim, keepdims=True))
 
 
 def log_softmax_backward(grad_out, out, dim=-1):
     """``∂L/∂x = g − softmax(x) · Σ g`` along ``dim``; takes ``out = log_softmax(x)``."""
     fn = "log_softmax_backward"
-    xp = _ns(fn, out, "out")
-    dim = _dim(fn, dim, out.ndim)
-    _grad(fn, grad_out, out.shape, "out")
+    xp = _xp(fn, grad_out=grad_out, out=out)
+    check.same_shape(fn, grad_out, "grad_out", out.shape, "out")
+    dim = check.dim(fn, dim, out.ndim)
     return grad_out - xp.exp(out) * xp.sum(grad_out, axis=dim, keepdims=True)
 
 
 def _check_target(fn, logits, target):
+    """Shapes, dtypes and devices of ``(logits, target)``; the class indices themselves are not
+    read (that would be a host sync on a GPU): an index outside [0, C) makes its row's loss and
+    gradient NaN instead (see :func:`_onehot`)."""
+    check.arrays(fn, logits=logits)
     if logits.ndim != 2:
         raise ValueError(f"{fn}: logits must be 2-d (N, C), got shape {tuple(logits.shape)}")
-    try:
-        tb = backend_of(target)
-    except TypeError:
-        raise TypeError(f"{fn}: target must be a numpy array or torch tensor of class indices, "
-                        f"got {type(target).__name__}") from None
-    if (tb, device_of(target)) != (backend_of(logits), device_of(logits)):
-        raise TypeError(f"{fn}: target must share the backend and device of logits "
-                        f"({backend_of(logits)}:{device_of(logits)}), got {tb}:{device_of(target)}")
+    check.array(fn, "target", target)
+    check.same_device(fn, logits=logits, target=target)
     if "int" not in dtype_name(target):
         raise TypeError(f"{fn}: target must hold integer class indices (int64 / torch.long), got "
                         f"{dtype_name(target)}")
-    n, c = logits.shape
+    n = logits.shape[0]
     if tuple(target.shape) != (n,):
         raise ValueError(f"{fn}: target must have shape (N,) = ({n},), got {tuple(target.shape)}")
-    if n:
-        xp = array_namespace(target)
-        lo, hi = int(xp.min(target)), int(xp.max(target))
-        if lo < 0 or hi >= c:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"{fn}: target must hold class indices in [0, {c - 1}], got {bad}")
 
 
-def _onehot(xp, target, c, like):
-    """Boolean (N, C) matrix with ``True`` at ``(i, target[i])``."""
-    return xp.reshape(target, (-1, 1)) == xp.arange(c, dtype=target.dtype, device=_device(like))
+def _onehot(xp, target, logits):
+    """``(hit, found)``: the boolean (N, C) matrix with True at ``(i, target[i])``, and the (N, 1)
+    column that is False where ``target[i]`` is no class index in [0, C) (that row becomes NaN)."""
+    hit = xp.reshape(target, (-1, 1)) == xp.arange(logits.shape[1], dtype=target.dtype, device=_device(logits))
+    return hit, xp.any(hit, axis=1, keepdims=True)
 
 
 def cross_entropy(logits, target, reduction="mean"):
@@ -510,20 +402,21 @@ def cross_entropy(logits, target, reduction="mean"):
 
     ``ℓ_i = −log softmax(logits_i)[target_i] = logsumexp(logits_i) − logits_i[target_i]``.
     logits: (N, C) floating; target: (N,) integer class indices in [0, C) (int64 NumPy /
-    ``torch.long``, same backend and device as ``logits``). Returns the mean over the batch
+    ``torch.long``, same backend and device as ``logits``; an index outside [0, C) gives NaN
+    for its row: checking the values would make a GPU wait). Returns the mean over the batch
     (a 0-d array; ``reduction='sum'`` / ``'none'`` give the sum / the (N,) vector, as in torch).
     """
     fn = "cross_entropy"
-    xp = _ns(fn, logits, "logits")
     _check_target(fn, logits, target)
-    reduction = _reduction(fn, reduction)
-    logp = log_softmax(logits, dim=1)
-    hit = _onehot(xp, target, logits.shape[1], logits)
-    nll = -xp.sum(xp.where(hit, logp, 0.0), axis=1)  # where, not logp * hit: -inf logits stay finite
+    reduction = check.reduction(fn, reduction)
+    xp = array_namespace(logits)
+    hit, found = _onehot(xp, target, logits)
+    # where, not logp * hit: a logit of -inf elsewhere in the row stays out of the sum
+    picked = xp.sum(xp.where(hit, log_softmax(logits, dim=1), 0.0), axis=1)
+    nll = xp.where(found[:, 0], -picked, math.nan)
     if reduction == "none":
         return nll
-    total = xp.sum(nll)
-    return total / logits.shape[0] if reduction == "mean" else total
+    return xp.mean(nll) if reduction == "mean" else xp.sum(nll)
 
 
 def cross_entropy_backward(grad_out, logits, target, reduction="mean"):
@@ -533,19 +426,20 @@ def cross_entropy_backward(grad_out, logits, target, reduction="mean"):
     ``'mean'``/``'sum'`` (no ``/N`` for ``'sum'``), an (N,) array for ``'none'``.
     """
     fn = "cross_entropy_backward"
-    xp = _ns(fn, logits, "logits")
     _check_target(fn, logits, target)
-    reduction = _reduction(fn, reduction)
-    n, c = logits.shape
-    d = softmax(logits, dim=1)
-    d -= xp.astype(_onehot(xp, target, c, logits), d.dtype)
+    reduction = check.reduction(fn, reduction)
+    xp = array_namespace(logits)
+    hit, found = _onehot(xp, target, logits)
+    d = xp.where(found, softmax(logits, dim=1) - xp.astype(hit, logits.dtype), math.nan)
+    n = logits.shape[0]
     if reduction == "none":
-        _grad(fn, grad_out, (n,), "the per-sample losses")
+        check.arrays(fn, grad_out=grad_out, logits=logits)
+        check.same_shape(fn, grad_out, "grad_out", (n,), "the per-sample losses")
         return d * xp.reshape(grad_out, (-1, 1))
     scale = 1.0 / n if (reduction == "mean" and n) else 1.0
-    if isinstance(grad_out, numbers.Real):
-        return d * (float(grad_out) * scale)
-    _grad(fn, grad_out, (), "the scalar loss")
+    if not isinstance(grad_out, numbers.Real):
+        check.arrays(fn, grad_out=grad_out, logits=logits)
+        check.same_shape(fn, grad_out, "grad_out", (), "the scalar loss")
     return d * (grad_out * scale)
 
 
@@ -555,44 +449,35 @@ def mse_loss(input, target, reduction="mean"):
     input, target: same shape (no broadcasting), same backend/device/dtype.
     """
     fn = "mse_loss"
-    xp = _ns_many(fn, input=input, target=target)
-    _same_shape(fn, target, "target", input.shape, "input")
-    reduction = _reduction(fn, reduction)
-    d = input - target
-    d *= d
+    xp = _xp(fn, input=input, target=target)
+    check.same_shape(fn, target, "target", input.shape, "input")
+    reduction = check.reduction(fn, reduction)
+    squared = (input - target) ** 2
     if reduction == "none":
-        return d
-    total = xp.sum(d)
-    return total / math.prod(input.shape) if reduction == "mean" else total
+        return squared
+    return xp.mean(squared) if reduction == "mean" else xp.sum(squared)
 
 
 def mse_loss_backward(grad_out, input, target, reduction="mean"):
     """``∂L/∂input = grad_out · 2 (input − target) / n`` (``n`` = number of elements, for
     ``'mean'``). The gradient with respect to ``target`` is its negative (not returned)."""
     fn = "mse_loss_backward"
-    _ns_many(fn, input=input, target=target)
-    _same_shape(fn, target, "target", input.shape, "input")
-    reduction = _reduction(fn, reduction)
-    d = input - target
+    _xp(fn, input=input, target=target)
+    check.same_shape(fn, target, "target", input.shape, "input")
+    reduction = check.reduction(fn, reduction)
     if reduction == "none":
-        _grad(fn, grad_out, input.shape, "input")
-        d *= 2.0
-        return d * grad_out
+        check.arrays(fn, grad_out=grad_out, input=input)
+        check.same_shape(fn, grad_out, "grad_out", input.shape, "input")
+    elif not isinstance(grad_out, numbers.Real):
+        check.arrays(fn, grad_out=grad_out, input=input)
+        check.same_shape(fn, grad_out, "grad_out", (), "the scalar loss")
     scale = 2.0 / math.prod(input.shape) if reduction == "mean" else 2.0
-    if isinstance(grad_out, numbers.Real):
-        d *= float(grad_out) * scale
-        return d
-    _grad(fn, grad_out, (), "the scalar loss")
-    return d * (grad_out * scale)
+    return (input - target) * (grad_out * scale)
 
 
 # --------------------------------------------------------------------------------------------
 # dropout
 # --------------------------------------------------------------------------------------------
-def _dropout_p(fn, p):
-    return _real(fn, "p", p, low=0.0, high=1.0, high_open=True)
-
-
 def dropout(x, p=0.5, training=True, generator=None, *, return_mask=False):
     """Inverted dropout (Srivastava et al. 2014): ``y = x · m / (1 − p)``, ``m_i ~ Bernoulli(1 − p)``.
 
@@ -607,31 +492,24 @@ def dropout(x, p=0.5, training=True, generator=None, *, return_mask=False):
     ``m``: the backward pass must reuse the forward's mask.
     """
     fn = "dropout"
-    _ns(fn, x)
-    p = _dropout_p(fn, p)
-    if not isinstance(training, bool):
-        raise TypeError(f"{fn}: training must be a bool, got {type(training).__name__}")
-    if not training or p == 0.0:
+    check.arrays(fn, x=x)
+    p = check.real(fn, "p", p, low=0.0, high=1.0, high_open=True)
+    if not check.boolean(fn, "training", training) or p == 0.0:
         return (x, None) if return_mask else x
-    gen = generator_like(x, generator, fn=fn)
-    mask = gen.keep_mask(x.shape, 1.0 - p, dtype=dtype_name(x))
-    y = x * mask
-    y *= 1.0 / (1.0 - p)
+    mask = generator_like(x, generator, fn=fn).keep_mask(x.shape, 1.0 - p, dtype=dtype_name(x))
+    y = x * mask * (1.0 / (1.0 - p))
     return (y, mask) if return_mask else y
 
 
 def dropout_backward(grad_out, mask, p=0.5):
     """``∂L/∂x = grad_out · m / (1 − p)`` with the forward's mask ``m``; ``grad_out`` if ``m`` is None."""
     fn = "dropout_backward"
-    p = _dropout_p(fn, p)
-    check_floating(grad_out, fn, "grad_out")
+    check.arrays(fn, grad_out=grad_out, mask=mask)
+    p = check.real(fn, "p", p, low=0.0, high=1.0, high_open=True)
     if mask is None:
         return grad_out
-    _ns_many(fn, grad_out=grad_out, mask=mask)
-    _same_shape(fn, grad_out, "grad_out", mask.shape, "mask")
-    g = grad_out * mask
-    g *= 1.0 / (1.0 - p)
-    return g
+    check.same_shape(fn, grad_out, "grad_out", mask.shape, "mask")
+    return grad_out * mask * (1.0 / (1.0 - p))
 
 
 # --------------------------------------------------------------------------------------------
@@ -660,15 +538,14 @@ class BatchNormOutput(NamedTuple):
 
 
 def _bn_layout(fn, x, c_arrays):
+    """``(C, axes, bshape)``: channels, the axes statistics run over, the broadcast shape of (C,)."""
     if x.ndim < 2:
         raise ValueError(f"{fn}: x must be at least 2-d (N, C) or (N, C, L), got shape {tuple(x.shape)}")
     c = x.shape[1]
     for name, a in c_arrays.items():
         if a is not None and tuple(a.shape) != (c,):
             raise ValueError(f"{fn}: {name} must have shape (C,) = ({c},), got {tuple(a.shape)}")
-    axes = (0,) + tuple(range(2, x.ndim))
-    bshape = (1, c) + (1,) * (x.ndim - 2)
-    return c, axes, bshape
+    return c, (0,) + tuple(range(2, x.ndim)), (1, c) + (1,) * (x.ndim - 2)
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
@@ -692,42 +569,43 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     ``(out, running_mean, running_var, cache)`` holding the *new* running statistics (the given
     ones when nothing was updated, None when none were given) and the cache for
     :func:`batch_norm_backward`. ``F.batch_norm(...).out`` is torch's return value.
+    Large (N, C) NumPy arrays take :func:`coursekit._fast.batch_norm_train` (same formulas).
     """
     fn = "batch_norm"
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{fn}: running_mean and running_var must be given together (or both None)")
-    xp = _ns_many(fn, x=x, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
+    xp = _xp(fn, x=x, running_mean=running_mean, running_var=running_var, weight=weight, bias=bias)
     c, axes, bshape = _bn_layout(fn, x, dict(running_mean=running_mean, running_var=running_var,
                                              weight=weight, bias=bias))
-    if not isinstance(training, bool):
-        raise TypeError(f"{fn}: training must be a bool, got {type(training).__name__}")
-    momentum = _real(fn, "momentum", momentum, low=0.0, high=1.0)
-    eps = _real(fn, "eps", eps, low=0.0, low_open=True)
-    m = math.prod(x.shape) // c if c else 0
-    if training:
-        if m <= 1:
-            raise ValueError(f"{fn}: expected more than 1 value per channel when training, got x of "
-                             f"shape {tuple(x.shape)}")
-        mean = xp.reshape(batch_sum(x, axes) * (1.0 / m), bshape)  # BLAS ones @ x on NumPy
-        xc = x - mean
-        var = sum_product(xc, xc, axes) * (1.0 / m)        # (C,), fused: no (x - μ)² temporary
-        inv_std = 1.0 / xp.sqrt(var + eps)
-        if running_mean is not None:
-            new_mean = running_mean * (1.0 - momentum) + xp.reshape(mean, (c,)) * momentum
-            new_var = running_var * (1.0 - momentum) + var * (momentum * m / (m - 1))
-        else:
-            new_mean = new_var = None
-    else:
+    training = check.boolean(fn, "training", training)
+    momentum = check.real(fn, "momentum", momentum, low=0.0, high=1.0)
+    eps = check.real(fn, "eps", eps, low=0.0, low_open=True)
+    if not training:
         if running_mean is None:
             raise ValueError(f"{fn}: running_mean and running_var are required when training=False")
         inv_std = 1.0 / xp.sqrt(running_var + eps)
         xc = x - xp.reshape(running_mean, bshape)
-        new_mean, new_var = running_mean, running_var
-    # y = x̂ γ + β = (x − μ) · (γ / sqrt(σ² + eps)) + β: one multiply by a per-channel factor
-    out = xc * xp.reshape(inv_std if weight is None else inv_std * weight, bshape)
-    if bias is not None:
-        out += xp.reshape(bias, bshape)
-    return BatchNormOutput(out, new_mean, new_var, BatchNormCache(xc, inv_std, weight, bias is not None, training))
+        out = xc * xp.reshape(inv_std if weight is None else inv_std * weight, bshape)
+        out = out if bias is None else out + xp.reshape(bias, bshape)
+        return BatchNormOutput(out, running_mean, running_var, BatchNormCache(xc, inv_std, weight, bias is not None, False))
+    m = math.prod(x.shape) // c if c else 0
+    if m <= 1:
+        raise ValueError(f"{fn}: expected more than 1 value per channel when training, got x of "
+                         f"shape {tuple(x.shape)}")
+    if x.ndim == 2 and _fast.wanted(x):
+        out, mean, var, xc, inv_std = _fast.batch_norm_train(x, weight, bias, eps)
+    else:
+        mean = xp.mean(x, axis=axes)                                         # μ, (C,)
+        xc = x - xp.reshape(mean, bshape)                                    # x − μ
+        var = xp.mean(xc * xc, axis=axes)                                    # σ², (C,)
+        inv_std = 1.0 / xp.sqrt(var + eps)
+        out = xc * xp.reshape(inv_std if weight is None else inv_std * weight, bshape)   # γ x̂
+        out = out if bias is None else out + xp.reshape(bias, bshape)                      # + β
+    new_mean = new_var = None
+    if running_mean is not None:
+        new_mean = (1.0 - momentum) * running_mean + momentum * mean
+        new_var = (1.0 - momentum) * running_var + (momentum * m / (m - 1)) * var   # unbiased σ²
+    return BatchNormOutput(out, new_mean, new_var, BatchNormCache(xc, inv_std, weight, bias is not None, True))
 
 
 def batch_norm_backward(grad_out, cache):
@@ -742,24 +620,23 @@ def batch_norm_backward(grad_out, cache):
     normalization is a fixed affine map: ``∂L/∂x = γ / sqrt(σ² + eps) · g``.
     """
     fn = "batch_norm_backward"
-    if not isinstance(cache, BatchNormCache):
-        raise TypeError(f"{fn}: cache must be the BatchNormCache returned by batch_norm, got "
-                        f"{type(cache).__name__}")
+    check.instance(fn, "cache", cache, BatchNormCache, "the BatchNormCache returned by batch_norm")
     xc, inv_std, weight, has_bias, training = cache
-    xp = _ns_many(fn, grad_out=grad_out, x_centered=xc)
-    _same_shape(fn, grad_out, "grad_out", xc.shape, "the forward output")
+    xp = _xp(fn, grad_out=grad_out, x_centered=xc)
+    check.same_shape(fn, grad_out, "grad_out", xc.shape, "the forward output")
     c, axes, bshape = _bn_layout(fn, xc, {})
-    scale = inv_std if weight is None else inv_std * weight          # γ / sqrt(σ² + eps), (C,)
-    g_bias = batch_sum(grad_out, axes)                                 # BLAS ones @ g on NumPy
-    g_weight = sum_product(grad_out, xc, axes) * inv_std              # Σ g x̂ = inv_std · Σ g (x − μ)
-    if training:
-        m = math.prod(xc.shape) // c
-        gx = xc * xp.reshape(g_weight * inv_std * (-1.0 / m), bshape)  # −x̂ · Σ(g x̂) / M
-        gx += grad_out
-        gx -= xp.reshape(g_bias * (1.0 / m), bshape)
-        gx *= xp.reshape(scale, bshape)
+    if xc.ndim == 2 and _fast.wanted(grad_out, xc):
+        gx, g_weight, g_bias = _fast.batch_norm_backward(grad_out, xc, inv_std, weight, training)
     else:
-        gx = grad_out * xp.reshape(scale, bshape)
+        m = math.prod(xc.shape) // c
+        x_hat = xc * xp.reshape(inv_std, bshape)
+        g_bias = xp.sum(grad_out, axis=axes)                                # Σ g
+        g_weight = xp.sum(grad_out * x_hat, axis=axes)                      # Σ g x̂
+        scale = xp.reshape(inv_std if weight is None else inv_std * weight, bshape)   # γ / sqrt(σ² + eps)
+        if training:
+            gx = scale * (grad_out - xp.reshape(g_bias / m, bshape) - x_hat * xp.reshape(g_weight / m, bshape))
+        else:
+            gx = scale * grad_out
     return gx, (g_weight if weight is not None else None), (g_bias if has_bias else None)
 
 

@@ -38,7 +38,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import _checks as check
 from .backend import backend_of, device_of, dtype_name, to_numpy
+from .nn import Module
 
 __all__ = ["GradcheckResult", "gradcheck", "gradcheck_module", "numerical_gradient"]
 
@@ -94,11 +96,7 @@ class GradcheckResult(float):
 # helpers
 # --------------------------------------------------------------------------------------------
 def _is_array(a) -> bool:
-    try:
-        backend_of(a)
-    except TypeError:
-        return False
-    return True
+    return check.kind(a) is not None
 
 
 def _is_float_array(a) -> bool:
@@ -179,11 +177,9 @@ def _compare(names, analytic, numeric, *, tol, eps, floor):
 
 def _check_opts(fn, eps, tol, floor, samples):
     for name, v in (("eps", eps), ("tol", tol), ("floor", floor)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
-            raise ValueError(f"{fn}: {name} must be a positive number, got {v!r}")
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, numbers.Integral)
-                                or samples < 1):
-        raise ValueError(f"{fn}: samples must be a positive integer or None, got {samples!r}")
+        check.real(fn, name, v, low=0.0, low_open=True)
+    if samples is not None:
+        check.integer(fn, "samples", samples, low=1)
 
 
 def _upstream(y, grad_out, rng, fn):
@@ -284,8 +280,8 @@ def numerical_gradient(f: Callable, inputs, *, wrt: int = 0, grad_out=None, eps:
     fn = "numerical_gradient"
     _check_opts(fn, eps, 1.0, 1.0, None)
     inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
-    if isinstance(wrt, bool) or not isinstance(wrt, numbers.Integral) or not 0 <= wrt < len(inputs) \
-            or not _is_float_array(inputs[wrt]):
+    wrt = check.integer(fn, "wrt", wrt, low=0, high=len(inputs) - 1)
+    if not _is_float_array(inputs[wrt]):
         raise ValueError(f"{fn}: wrt must index a floating array among the {len(inputs)} inputs, got {wrt!r}")
     inputs = tuple(_to64(a) if _is_float_array(a) else a for a in inputs)
     y_np = _out_np(f(*inputs), fn)
@@ -317,11 +313,8 @@ def gradcheck_module(module, x, *, grad_out=None, eps: float = 1e-6, tol: float 
     """
     fn = "gradcheck_module"
     _check_opts(fn, eps, tol, floor, samples)
-    from .nn import Module  # local import: nn imports functional, which is independent of this module
-    if not isinstance(module, Module):
-        raise TypeError(f"{fn}: module must be a coursekit.nn.Module, got {type(module).__name__}")
-    if not _is_float_array(x):
-        raise TypeError(f"{fn}: x must be a floating numpy array or torch tensor, got {type(x).__name__}")
+    check.instance(fn, "module", module, Module, "a coursekit.nn.Module")
+    check.floating(fn, "x", x)
 
     params = list(module.named_parameters())
     # coursekit modules never write into arrays, so keeping references restores the exact state

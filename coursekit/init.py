@@ -27,9 +27,8 @@ backward; He: for ReLU, whose gain √2 compensates for the half of the inputs i
 from __future__ import annotations
 
 import math
-import numbers
 
-from . import functional as F
+from . import _checks as check
 from .backend import backend_of, device_of, dtype_name, resolve_generator, zeros as _zeros
 
 __all__ = [
@@ -58,35 +57,17 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        if param is None:
-            slope = 0.01
-        elif isinstance(param, bool) or not isinstance(param, numbers.Real):
-            raise ValueError(f"{fn}: param must be a number (the negative slope), got {param!r}")
-        else:
-            slope = float(param)
+        slope = 0.01 if param is None else check.real(fn, "param", param)
         return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity == "selu":
         return 3.0 / 4
-    allowed = _LINEAR_LIKE + ("tanh", "relu", "leaky_relu", "selu")
-    raise ValueError(f"{fn}: nonlinearity must be one of {allowed}, got {nonlinearity!r}")
-
-
-def _shape(fn, shape) -> tuple:
-    if isinstance(shape, numbers.Integral):
-        shape = (shape,)
-    try:
-        shape = tuple(int(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"{fn}: shape must be a tuple of ints, got {shape!r}") from None
-    if any(s < 0 for s in shape):
-        raise ValueError(f"{fn}: shape must have non-negative sizes, got {shape}")
-    return shape
+    check.choice(fn, "nonlinearity", nonlinearity, _LINEAR_LIKE + ("tanh", "relu", "leaky_relu", "selu"))
 
 
 def calculate_fan_in_and_fan_out(shape) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a weight of ``shape`` (out, in, *kernel), as torch computes them."""
     fn = "calculate_fan_in_and_fan_out"
-    shape = _shape(fn, shape)
+    shape = check.shape(fn, shape)
     if len(shape) < 2:
         raise ValueError(f"{fn}: fan in and fan out need a shape with at least 2 dims, got {shape}")
     receptive = math.prod(shape[2:])
@@ -94,8 +75,7 @@ def calculate_fan_in_and_fan_out(shape) -> tuple[int, int]:
 
 
 def _fan(fn, shape, mode):
-    if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"{fn}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    check.choice(fn, "mode", mode, ("fan_in", "fan_out"))
     fan_in, fan_out = calculate_fan_in_and_fan_out(shape)
     fan = fan_in if mode == "fan_in" else fan_out
     if fan == 0:
@@ -114,13 +94,13 @@ def _gen(fn, generator, backend, device, dtype):
 # --------------------------------------------------------------------------------------------
 def zeros(shape, *, backend=None, device=None, dtype=None):
     """All zeros (biases; never for weights of hidden layers: every unit would stay identical)."""
-    return _zeros(_shape("zeros", shape), backend=backend, device=device, dtype=dtype)
+    return _zeros(check.shape("zeros", shape), backend=backend, device=device, dtype=dtype)
 
 
 def constant(shape, val, *, backend=None, device=None, dtype=None):
     """Every entry equal to ``val``."""
-    val = F._real("constant", "val", val)
-    return _zeros(_shape("constant", shape), backend=backend, device=device, dtype=dtype) + val
+    val = check.real("constant", "val", val)
+    return _zeros(check.shape("constant", shape), backend=backend, device=device, dtype=dtype) + val
 
 
 def ones(shape, *, backend=None, device=None, dtype=None):
@@ -131,41 +111,41 @@ def ones(shape, *, backend=None, device=None, dtype=None):
 def uniform(shape, *, a=0.0, b=1.0, generator=None, backend=None, device=None, dtype=None):
     """U(a, b) entries."""
     fn = "uniform"
-    a, b = F._real(fn, "a", a), F._real(fn, "b", b)
+    a, b = check.real(fn, "a", a), check.real(fn, "b", b)
     if not a <= b:
         raise ValueError(f"{fn}: a must be <= b, got a={a}, b={b}")
     gen, dtype = _gen(fn, generator, backend, device, dtype)
-    return gen.uniform(_shape(fn, shape), a, b, dtype=dtype)
+    return gen.uniform(check.shape(fn, shape), a, b, dtype=dtype)
 
 
 def normal(shape, *, mean=0.0, std=0.01, generator=None, backend=None, device=None, dtype=None):
     """N(mean, std²) entries. Default ``std=0.01``: the "small random numbers" initialization
     (torch's ``normal_`` defaults to ``std=1``; pass it explicitly to compare)."""
     fn = "normal"
-    mean = F._real(fn, "mean", mean)
-    std = F._real(fn, "std", std, low=0.0)
+    mean = check.real(fn, "mean", mean)
+    std = check.real(fn, "std", std, low=0.0)
     gen, dtype = _gen(fn, generator, backend, device, dtype)
-    return gen.normal(_shape(fn, shape), mean, std, dtype=dtype)
+    return gen.normal(check.shape(fn, shape), mean, std, dtype=dtype)
 
 
 def xavier_uniform(shape, *, gain=1.0, generator=None, backend=None, device=None, dtype=None):
     """Glorot & Bengio (2010): U(−a, a), ``a = gain · sqrt(6 / (fan_in + fan_out))``."""
     fn = "xavier_uniform"
-    gain = F._real(fn, "gain", gain, low=0.0)
-    fan_in, fan_out = calculate_fan_in_and_fan_out(_shape(fn, shape))
+    gain = check.real(fn, "gain", gain, low=0.0)
+    fan_in, fan_out = calculate_fan_in_and_fan_out(check.shape(fn, shape))
     a = gain * math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
     gen, dtype = _gen(fn, generator, backend, device, dtype)
-    return gen.uniform(_shape(fn, shape), -a, a, dtype=dtype)
+    return gen.uniform(check.shape(fn, shape), -a, a, dtype=dtype)
 
 
 def xavier_normal(shape, *, gain=1.0, generator=None, backend=None, device=None, dtype=None):
     """Glorot & Bengio (2010): N(0, std²), ``std = gain · sqrt(2 / (fan_in + fan_out))``."""
     fn = "xavier_normal"
-    gain = F._real(fn, "gain", gain, low=0.0)
-    fan_in, fan_out = calculate_fan_in_and_fan_out(_shape(fn, shape))
+    gain = check.real(fn, "gain", gain, low=0.0)
+    fan_in, fan_out = calculate_fan_in_and_fan_out(check.shape(fn, shape))
     std = gain * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
     gen, dtype = _gen(fn, generator, backend, device, dtype)
-    return gen.normal(_shape(fn, shape), 0.0, std, dtype=dtype)
+    return gen.normal(check.shape(fn, shape), 0.0, std, dtype=dtype)
 
 
 def kaiming_uniform(shape, *, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None,
@@ -176,7 +156,7 @@ def kaiming_uniform(shape, *, a=0.0, mode="fan_in", nonlinearity="leaky_relu", g
     the variance of the forward activations, ``'fan_out'`` that of the backward gradients.
     """
     fn = "kaiming_uniform"
-    shape = _shape(fn, shape)
+    shape = check.shape(fn, shape)
     fan = _fan(fn, shape, mode)
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
     gen, dtype = _gen(fn, generator, backend, device, dtype)
@@ -187,7 +167,7 @@ def kaiming_normal(shape, *, a=0.0, mode="fan_in", nonlinearity="leaky_relu", ge
                    backend=None, device=None, dtype=None):
     """He et al. (2015): N(0, std²), ``std = gain / sqrt(fan)`` (see :func:`kaiming_uniform`)."""
     fn = "kaiming_normal"
-    shape = _shape(fn, shape)
+    shape = check.shape(fn, shape)
     fan = _fan(fn, shape, mode)
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
     gen, dtype = _gen(fn, generator, backend, device, dtype)

@@ -25,9 +25,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from . import _checks as check
 from . import functional as F
-from .backend import (Generator, _check_backend, _check_dtype, array_namespace, backend_of, check_floating,
-                      device_of, dtype_name, resolve_generator, to_numpy, zeros)
+from .backend import (Generator, array_namespace, backend_of, check_backend, device_of, dtype_name,
+                      resolve_generator, to_numpy, zeros)
 
 __all__ = [
     "Parameter", "Module", "Linear", "ReLU", "LeakyReLU", "PReLU", "ELU", "SELU", "Sigmoid", "Tanh",
@@ -50,7 +51,7 @@ class Parameter:
     __slots__ = ("data", "grad", "requires_grad")
 
     def __init__(self, data, requires_grad: bool = True):
-        check_floating(data, "Parameter", "data")
+        check.floating("Parameter", "data", data)
         self.data = data
         self.grad = None
         self.requires_grad = bool(requires_grad)
@@ -207,8 +208,7 @@ class Module:
 
     def train(self, mode: bool = True) -> "Module":
         """Training mode (Dropout drops, BatchNorm uses batch statistics) for self and children."""
-        if not isinstance(mode, bool):
-            raise TypeError(f"{type(self).__name__}.train: mode must be a bool, got {type(mode).__name__}")
+        check.boolean(f"{type(self).__name__}.train", "mode", mode)
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
@@ -274,9 +274,9 @@ class Module:
         backend changes) / dtype. Returns self."""
         fn = f"{type(self).__name__}.to"
         if backend is not None:
-            _check_backend(backend, fn)
+            check_backend(fn, backend)
         if dtype is not None:
-            dtype = _check_dtype(dtype, fn)
+            dtype = check.dtype(fn, dtype)
         if backend == "numpy" and device not in (None, "cpu"):
             raise ValueError(f"{fn}: device must be 'cpu' for numpy, got {device!r}")
 
@@ -318,14 +318,6 @@ def _new_param_array(shape, low, high, backend, device, dtype, generator, fn):
     return gen.uniform(shape, low, high, dtype=dtype), (backend, device, dtype)
 
 
-def _positive_int(fn, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn}: {name} must be an integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{fn}: {name} must be an integer >= 1, got {value}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------------------------
 # layers with parameters
 # --------------------------------------------------------------------------------------------
@@ -342,8 +334,8 @@ class Linear(Module):
                  generator=None):
         super().__init__()
         fn = "Linear"
-        self.in_features = _positive_int(fn, "in_features", in_features)
-        self.out_features = _positive_int(fn, "out_features", out_features)
+        self.in_features = check.integer(fn, "in_features", in_features, low=1)
+        self.out_features = check.integer(fn, "out_features", out_features, low=1)
         bound = 1.0 / math.sqrt(self.in_features)
         w, where = _new_param_array((self.out_features, self.in_features), -bound, bound, backend, device,
                                     dtype, generator, fn)
@@ -381,8 +373,8 @@ class PReLU(Module):
 
     def __init__(self, num_parameters=1, init=0.25, *, backend=None, device=None, dtype=None):
         super().__init__()
-        self.num_parameters = _positive_int("PReLU", "num_parameters", num_parameters)
-        self.init = F._real("PReLU", "init", init)
+        self.num_parameters = check.integer("PReLU", "num_parameters", num_parameters, low=1)
+        self.init = check.real("PReLU", "init", init)
         w = zeros((self.num_parameters,), backend=backend, device=device, dtype=dtype)
         self.weight = Parameter(w + self.init)
         self._x = None
@@ -412,9 +404,9 @@ class Maxout(Module):
     def __init__(self, in_features, out_features, pieces, bias=True, *, backend=None, device=None,
                  dtype=None, generator=None):
         super().__init__()
-        self.in_features = _positive_int("Maxout", "in_features", in_features)
-        self.out_features = _positive_int("Maxout", "out_features", out_features)
-        self.pieces = _positive_int("Maxout", "pieces", pieces)
+        self.in_features = check.integer("Maxout", "in_features", in_features, low=1)
+        self.out_features = check.integer("Maxout", "out_features", out_features, low=1)
+        self.pieces = check.integer("Maxout", "pieces", pieces, low=1)
         self.linear = Linear(self.in_features, self.out_features * self.pieces, bias, backend=backend,
                              device=device, dtype=dtype, generator=generator)
         self._z = None
@@ -446,9 +438,9 @@ class BatchNorm1d(Module):
                  backend=None, device=None, dtype=None):
         super().__init__()
         fn = "BatchNorm1d"
-        self.num_features = _positive_int(fn, "num_features", num_features)
-        self.eps = F._real(fn, "eps", eps, low=0.0, low_open=True)
-        self.momentum = None if momentum is None else F._real(fn, "momentum", momentum, low=0.0, high=1.0)
+        self.num_features = check.integer(fn, "num_features", num_features, low=1)
+        self.eps = check.real(fn, "eps", eps, low=0.0, low_open=True)
+        self.momentum = None if momentum is None else check.real(fn, "momentum", momentum, low=0.0, high=1.0)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         z = zeros((self.num_features,), backend=backend, device=device, dtype=dtype)
         if self.affine:
@@ -460,7 +452,7 @@ class BatchNorm1d(Module):
             xp = array_namespace(z)
             self.register_buffer("running_mean", z + 0.0)
             self.register_buffer("running_var", z + 1.0)
-            self.register_buffer("num_batches_tracked", xp.asarray(0, dtype=xp.int64, device=F._device(z)))
+            self.register_buffer("num_batches_tracked", xp.zeros_like(z[0], dtype=xp.int64))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -468,22 +460,25 @@ class BatchNorm1d(Module):
         self._cache = None
 
     def forward(self, x):
-        check_floating(x, "BatchNorm1d", "x")
+        check.floating("BatchNorm1d", "x", x)
         if x.ndim not in (2, 3):
             raise ValueError(f"BatchNorm1d: x must be 2-d (N, C) or 3-d (N, C, L), got shape {tuple(x.shape)}")
-        use_batch = self.training or self.running_mean is None
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked = self.num_batches_tracked + 1
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked)
-        res = F.batch_norm(x, self.running_mean if (not self.training or self.track_running_stats) else None,
-                           self.running_var if (not self.training or self.track_running_stats) else None,
+        update = self.training and self.track_running_stats
+        cumulative = update and self.momentum is None
+        res = F.batch_norm(x, self.running_mean if (update or not self.training) else None,
+                           self.running_var if (update or not self.training) else None,
                            None if self.weight is None else self.weight.data,
                            None if self.bias is None else self.bias.data,
-                           training=use_batch, momentum=factor, eps=self.eps)
-        if self.training and self.track_running_stats:
-            self.running_mean, self.running_var = res.running_mean, res.running_var
+                           training=self.training or self.running_mean is None,
+                           momentum=1.0 if cumulative else (self.momentum or 0.0), eps=self.eps)
+        if update:
+            self.num_batches_tracked = self.num_batches_tracked + 1
+            if cumulative:  # r ← r + (stat − r)/t, t = num_batches_tracked, kept on the device (no host read)
+                t = array_namespace(x).astype(self.num_batches_tracked, x.dtype)
+                self.running_mean = self.running_mean + (res.running_mean - self.running_mean) / t
+                self.running_var = self.running_var + (res.running_var - self.running_var) / t
+            else:
+                self.running_mean, self.running_var = res.running_mean, res.running_var
         self._cache = res.cache
         return res.out
 
@@ -535,7 +530,7 @@ class LeakyReLU(_Elementwise):
     """``x`` for x > 0, ``negative_slope · x`` otherwise."""
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = F._real("LeakyReLU", "negative_slope", negative_slope)
+        self.negative_slope = check.real("LeakyReLU", "negative_slope", negative_slope)
     def _f(self, x): return F.leaky_relu(x, self.negative_slope)
     def _df(self, g, x): return F.leaky_relu_backward(g, x, self.negative_slope)
     def extra_repr(self): return f"negative_slope={self.negative_slope}"
@@ -545,7 +540,7 @@ class ELU(_Elementwise):
     """``x`` for x > 0, ``alpha · (eˣ − 1)`` otherwise."""
     def __init__(self, alpha=1.0):
         super().__init__()
-        self.alpha = F._real("ELU", "alpha", alpha)
+        self.alpha = check.real("ELU", "alpha", alpha)
     def _f(self, x): return F.elu(x, self.alpha)
     def _df(self, g, x): return F.elu_backward(g, x, self.alpha)
     def extra_repr(self): return f"alpha={self.alpha}"
@@ -589,8 +584,8 @@ class Softplus(_Elementwise):
     """``log(1 + e^{βx}) / β`` (identity where ``βx > threshold``)."""
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
-        self.beta = F._real("Softplus", "beta", beta, low=0.0, low_open=True)
-        self.threshold = F._real("Softplus", "threshold", threshold)
+        self.beta = check.real("Softplus", "beta", beta, low=0.0, low_open=True)
+        self.threshold = check.real("Softplus", "threshold", threshold)
     def _f(self, x): return F.softplus(x, self.beta, self.threshold)
     def _df(self, g, x): return F.softplus_backward(g, x, self.beta, self.threshold)
     def extra_repr(self): return f"beta={self.beta}, threshold={self.threshold}"
@@ -605,10 +600,9 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, *, generator=None):
         super().__init__()
-        self.p = F._dropout_p("Dropout", p)
-        if generator is not None and not isinstance(generator, Generator):
-            raise TypeError(f"Dropout: generator must be a coursekit.backend.Generator, got "
-                            f"{type(generator).__name__}")
+        self.p = check.real("Dropout", "p", p, low=0.0, high=1.0, high_open=True)
+        if generator is not None:
+            check.instance("Dropout", "generator", generator, Generator, "a coursekit.backend.Generator")
         self.generator = generator
         self._mask = None
         self._called = False
@@ -641,8 +635,7 @@ class Sequential(Module):
     def __init__(self, *modules):
         super().__init__()
         for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} must be a Module, got {type(m).__name__}")
+            check.instance("Sequential", f"argument {i}", m, Module, "a Module")
             setattr(self, str(i), m)
 
     def __len__(self):
@@ -658,8 +651,7 @@ class Sequential(Module):
         return mods[idx]
 
     def append(self, module) -> "Sequential":
-        if not isinstance(module, Module):
-            raise TypeError(f"Sequential.append: module must be a Module, got {type(module).__name__}")
+        check.instance("Sequential.append", "module", module, Module, "a Module")
         setattr(self, str(len(self)), module)
         return self
 
@@ -680,9 +672,7 @@ class Residual(Module):
 
     def __init__(self, block):
         super().__init__()
-        if not isinstance(block, Module):
-            raise TypeError(f"Residual: block must be a Module, got {type(block).__name__}")
-        self.block = block
+        self.block = check.instance("Residual", "block", block, Module, "a Module")
 
     def forward(self, x):
         y = self.block(x)
@@ -715,7 +705,7 @@ class Highway(Module):
     def __init__(self, features, activation=ReLU, *, gate_bias=-1.0, backend=None, device=None, dtype=None,
                  generator=None):
         super().__init__()
-        self.features = _positive_int("Highway", "features", features)
+        self.features = check.integer("Highway", "features", features, low=1)
         if isinstance(activation, Module):
             act = activation
         elif isinstance(activation, type) and issubclass(activation, Module):
@@ -726,7 +716,7 @@ class Highway(Module):
         self.transform = Linear(self.features, self.features, **kw)
         self.act = act
         self.gate = Linear(self.features, self.features, **kw)
-        self.gate.bias.data = self.gate.bias.data * 0.0 + F._real("Highway", "gate_bias", gate_bias)
+        self.gate.bias.data = self.gate.bias.data * 0.0 + check.real("Highway", "gate_bias", gate_bias)
         self._saved_arrs = None
 
     def forward(self, x):
@@ -757,7 +747,7 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, reduction="mean"):
         super().__init__()
-        self.reduction = F._reduction("CrossEntropyLoss", reduction)
+        self.reduction = check.reduction("CrossEntropyLoss", reduction)
         self._saved_arrs = None
 
     def forward(self, logits, target):
@@ -775,7 +765,7 @@ class MSELoss(Module):
 
     def __init__(self, reduction="mean"):
         super().__init__()
-        self.reduction = F._reduction("MSELoss", reduction)
+        self.reduction = check.reduction("MSELoss", reduction)
         self._saved_arrs = None
 
     def forward(self, input, target):

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 
-from .backend import (array_namespace, check_floating, foreach_add, foreach_addcdiv, foreach_addcmul,
+from . import _checks as check
+from .backend import (array_namespace, foreach_add, foreach_addcdiv, foreach_addcmul,
                       foreach_mul, foreach_sqrt)
 
 __all__ = [
@@ -44,45 +44,19 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# validation helpers
+# validation helpers (the checks themselves: coursekit._checks)
 # --------------------------------------------------------------------------------------------
-def _check_real(fn: str, name: str, value, *, low=0.0, high=math.inf, low_open=False, high_open=False):
-    """Return ``float(value)``; TypeError if not a real number, ValueError if outside the range."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    lo_ok = value > low if low_open else value >= low
-    hi_ok = value < high if high_open else value <= high
-    if not (lo_ok and hi_ok) or math.isnan(value):
-        rng = ("(" if low_open else "[") + f"{low:g}, {high:g}" + (")" if high_open else "]")
-        raise ValueError(f"{fn}: {name} must be in {rng}, got {value!r}")
-    return value
-
-
-def _check_int(fn: str, name: str, value, *, low=0):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{fn}: {name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _check_pair(fn: str, param, grad, pname="param", gname="grad"):
-    check_floating(param, fn, pname)
-    check_floating(grad, fn, gname)
-    if tuple(param.shape) != tuple(grad.shape):
-        raise ValueError(f"{fn}: {gname} must have the shape of {pname} {tuple(param.shape)}, "
-                         f"got {tuple(grad.shape)}")
-    array_namespace(param, grad)  # TypeError for mixed backends
+    check.arrays(fn, **{pname: param, gname: grad})
+    check.same_shape(fn, grad, gname, param.shape, pname)
 
 
 def _check_sgd_hyper(fn, lr, momentum, dampening, weight_decay, nesterov):
-    lr = _check_real(fn, "lr", lr)
-    momentum = _check_real(fn, "momentum", momentum)
-    dampening = _check_real(fn, "dampening", dampening, high=1.0)
-    weight_decay = _check_real(fn, "weight_decay", weight_decay)
-    if not isinstance(nesterov, bool):
-        raise TypeError(f"{fn}: nesterov must be a bool, got {type(nesterov).__name__}")
+    lr = check.real(fn, "lr", lr, low=0.0)
+    momentum = check.real(fn, "momentum", momentum, low=0.0)
+    dampening = check.real(fn, "dampening", dampening, low=0.0, high=1.0)
+    weight_decay = check.real(fn, "weight_decay", weight_decay, low=0.0)
+    nesterov = check.boolean(fn, "nesterov", nesterov)
     if nesterov and (momentum <= 0.0 or dampening != 0.0):
         raise ValueError(f"{fn}: nesterov=True requires momentum > 0 and dampening = 0, "
                          f"got momentum={momentum!r}, dampening={dampening!r}")
@@ -91,9 +65,9 @@ def _check_sgd_hyper(fn, lr, momentum, dampening, weight_decay, nesterov):
 
 
 def _check_adagrad_hyper(fn, lr, lr_decay, weight_decay, eps):
-    return dict(lr=_check_real(fn, "lr", lr), lr_decay=_check_real(fn, "lr_decay", lr_decay),
-                weight_decay=_check_real(fn, "weight_decay", weight_decay),
-                eps=_check_real(fn, "eps", eps))
+    return dict(lr=check.real(fn, "lr", lr, low=0.0), lr_decay=check.real(fn, "lr_decay", lr_decay, low=0.0),
+                weight_decay=check.real(fn, "weight_decay", weight_decay, low=0.0),
+                eps=check.real(fn, "eps", eps, low=0.0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,8 +145,8 @@ def momentum_step(param, grad, velocity, *, lr, momentum):
     """
     fn = "momentum_step"
     _check_pair(fn, param, grad)
-    lr = _check_real(fn, "lr", lr)
-    momentum = _check_real(fn, "momentum", momentum)
+    lr = check.real(fn, "lr", lr, low=0.0)
+    momentum = check.real(fn, "momentum", momentum, low=0.0)
     if velocity is None:
         velocity = -lr * grad
     else:
@@ -212,7 +186,7 @@ def adagrad_step(param, grad, state_sum, step, *, lr=0.01, lr_decay=0.0, weight_
     fn = "adagrad_step"
     _check_pair(fn, param, grad)
     _check_pair(fn, param, state_sum, gname="state_sum")
-    step = _check_int(fn, "step", step, low=1)
+    step = check.integer(fn, "step", step, low=1)
     h = _check_adagrad_hyper(fn, lr, lr_decay, weight_decay, eps)
     (new_param,), (new_sum,) = _adagrad([param], [grad], [state_sum], step, **h)
     return new_param, new_sum
@@ -265,7 +239,7 @@ class Optimizer:
             if not (hasattr(p, "data") and hasattr(p, "grad")):
                 raise TypeError(f"{self._name}: params must have .data and .grad attributes, "
                                 f"got {type(p).__name__}")
-            check_floating(p.data, self._name, "param.data")
+            check.floating(self._name, "param.data", p.data)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if seen & {id(p) for p in params} or len({id(p) for p in params}) != len(params):
             raise ValueError(f"{self._name}: some parameters appear in more than one param group")
@@ -282,7 +256,7 @@ class Optimizer:
 
     @lr.setter
     def lr(self, value) -> None:
-        value = _check_real(self._name, "lr", value)
+        value = check.real(self._name, "lr", value, low=0.0)
         for g in self.param_groups:
             g["lr"] = value
 
@@ -352,13 +326,13 @@ class Adagrad(Optimizer):
     def __init__(self, params, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0,
                  eps=1e-10):
         defaults = _check_adagrad_hyper("Adagrad", lr, lr_decay, weight_decay, eps)
-        defaults["initial_accumulator_value"] = _check_real("Adagrad", "initial_accumulator_value",
-                                                            initial_accumulator_value)
+        defaults["initial_accumulator_value"] = check.real("Adagrad", "initial_accumulator_value",
+                                                            initial_accumulator_value, low=0.0)
         super().__init__(params, defaults)
 
     def _check_group(self, g):
         g.update(_check_adagrad_hyper("Adagrad", g["lr"], g["lr_decay"], g["weight_decay"], g["eps"]))
-        init = _check_real("Adagrad", "initial_accumulator_value", g["initial_accumulator_value"])
+        init = check.real("Adagrad", "initial_accumulator_value", g["initial_accumulator_value"], low=0.0)
         for p in g["params"]:
             xp = array_namespace(p.data)
             self.state[id(p)] = {"step": 0, "sum": xp.full_like(p.data, init)}
@@ -393,8 +367,8 @@ def _check_optimizer(fn: str, optimizer):
 
 def inverse_sqrt_lr(lr, t):
     """The lecture's 1/t decay ``η_t = η / √(t + 1)`` for ``t = 0, 1, 2, …`` (η₀ = η)."""
-    lr = _check_real("inverse_sqrt_lr", "lr", lr)
-    t = _check_int("inverse_sqrt_lr", "t", t)
+    lr = check.real("inverse_sqrt_lr", "lr", lr, low=0.0)
+    t = check.integer("inverse_sqrt_lr", "t", t, low=0)
     return lr / math.sqrt(t + 1)
 
 
@@ -436,17 +410,15 @@ class ReduceLROnPlateau:
                  threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
         fn = "ReduceLROnPlateau"
         groups = _check_optimizer(fn, optimizer)
-        if mode not in ("min", "max"):
-            raise ValueError(f"{fn}: mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"{fn}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        check.choice(fn, "mode", mode, ("min", "max"))
+        check.choice(fn, "threshold_mode", threshold_mode, ("rel", "abs"))
         self.optimizer, self.mode, self.threshold_mode = optimizer, mode, threshold_mode
-        self.factor = _check_real(fn, "factor", factor, high=1.0, low_open=True, high_open=True)
-        self.patience = _check_int(fn, "patience", patience)
-        self.threshold = _check_real(fn, "threshold", threshold)
-        self.cooldown = _check_int(fn, "cooldown", cooldown)
-        self.min_lr = _check_real(fn, "min_lr", min_lr)
-        self.eps = _check_real(fn, "eps", eps)
+        self.factor = check.real(fn, "factor", factor, low=0.0, high=1.0, low_open=True, high_open=True)
+        self.patience = check.integer(fn, "patience", patience, low=0)
+        self.threshold = check.real(fn, "threshold", threshold, low=0.0)
+        self.cooldown = check.integer(fn, "cooldown", cooldown, low=0)
+        self.min_lr = check.real(fn, "min_lr", min_lr, low=0.0)
+        self.eps = check.real(fn, "eps", eps, low=0.0)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
@@ -498,7 +470,8 @@ def _copy_state(state: dict) -> dict:
 
 class EarlyStopping:
     """Stop training when a validation metric has not improved for ``patience`` epochs, and keep
-    the best model seen so far (the seeds' "look-ahead": train on, then go back to the best epoch).
+    the best model seen so far (Larochelle & Salakhutdinov's "look ahead", also in Hung-yi Lee 2016:
+    train on for a while after the best epoch, then go back to it).
 
     Call ``stop = es.step(metric, model)`` after every epoch. A value improves on the best when
     ``metric < best − min_delta`` (``mode='min'``, e.g. a loss) or ``metric > best + min_delta``
@@ -510,11 +483,9 @@ class EarlyStopping:
 
     def __init__(self, *, patience=5, min_delta=0.0, mode="min"):
         fn = "EarlyStopping"
-        self.patience = _check_int(fn, "patience", patience, low=1)
-        self.min_delta = _check_real(fn, "min_delta", min_delta)
-        if mode not in ("min", "max"):
-            raise ValueError(f"{fn}: mode must be 'min' or 'max', got {mode!r}")
-        self.mode = mode
+        self.patience = check.integer(fn, "patience", patience, low=1)
+        self.min_delta = check.real(fn, "min_delta", min_delta, low=0.0)
+        self.mode = check.choice(fn, "mode", mode, ("min", "max"))
         self.best = math.inf if mode == "min" else -math.inf
         self.best_epoch: int | None = None
         self.best_state: dict | None = None

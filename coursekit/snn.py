@@ -35,6 +35,7 @@ import math
 import numpy as np
 from scipy import optimize, special
 
+from . import _checks as check
 from .functional import ALPHA, LAMBDA
 
 __all__ = ["ALPHA", "LAMBDA", "moments", "jacobian", "solve_constants", "iterate"]
@@ -165,11 +166,10 @@ def solve_constants(*, xtol=1e-15):
 def iterate(mu, nu, n_layers, *, alpha=ALPHA, lam=LAMBDA, omega=0.0, tau=1.0):
     """Apply :func:`moments` ``n_layers`` times; returns a ``(n_layers + 1, 2)`` array of (μ, ν),
     starting with the given point — the path of the activation statistics through a deep net."""
-    if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) or n_layers < 0:
-        raise ValueError(f"iterate: n_layers must be an integer >= 0, got {n_layers!r}")
+    n_layers = check.integer("iterate", "n_layers", n_layers, low=0)
     _check("iterate", mu, nu, alpha, lam, omega, tau)
     path = [(float(mu), float(nu))]
-    for _ in range(int(n_layers)):
+    for _ in range(n_layers):
         mu, nu = moments(mu, nu, alpha=alpha, lam=lam, omega=omega, tau=tau)
         path.append((mu, nu))
     return np.array(path)

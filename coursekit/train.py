@@ -18,9 +18,9 @@ of thumb: around 1e-3). Works with NumPy arrays and torch tensors (CPU/CUDA) ali
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import asdict, dataclass, field
 
+from . import _checks as check
 from . import backend as B
 from . import nn
 from . import optim
@@ -67,12 +67,9 @@ def _is_labels(y) -> bool:
 
 
 def _check_data(fn, X, y, xname="X", yname="y"):
-    B.check_floating(X, fn, xname)
-    try:
-        B.backend_of(y)
-    except TypeError:
-        raise TypeError(f"{fn}: {yname} must be a numpy array or torch tensor, got {type(y).__name__}") from None
-    B.check_same_backend(fn, **{xname: X, yname: y})
+    check.floating(fn, xname, X)
+    check.array(fn, yname, y)
+    check.same_device(fn, **{xname: X, yname: y})
     if X.ndim < 1 or y.ndim < 1 or X.shape[0] != y.shape[0]:
         raise ValueError(f"{fn}: {xname} and {yname} must have the same number of rows, got "
                          f"{tuple(X.shape)} and {tuple(y.shape)}")
@@ -80,23 +77,12 @@ def _check_data(fn, X, y, xname="X", yname="y"):
         raise ValueError(f"{fn}: {xname} must contain at least one sample, got shape {tuple(X.shape)}")
 
 
-def _check_int(fn, name, value, low=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{fn}: {name} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def accuracy(logits, y) -> float:
     """Fraction of rows whose arg-max class equals the label.  logits: (N, C), y: (N,) int -> float."""
     fn = "accuracy"
-    B.check_floating(logits, fn, "logits")
-    try:
-        B.backend_of(y)
-    except TypeError:
-        raise TypeError(f"{fn}: y must be a numpy array or torch tensor, got {type(y).__name__}") from None
-    B.check_same_backend(fn, logits=logits, y=y)
+    check.floating(fn, "logits", logits)
+    check.array(fn, "y", y)
+    check.same_device(fn, logits=logits, y=y)
     if logits.ndim != 2 or y.ndim != 1 or logits.shape[0] != y.shape[0]:
         raise ValueError(f"accuracy: logits must be (N, C) and y (N,), got {tuple(logits.shape)} and "
                          f"{tuple(y.shape)}")
@@ -119,7 +105,7 @@ def evaluate(model, X, y, *, loss_fn=None, batch_size=1024):
     """
     fn = "evaluate"
     _check_data(fn, X, y)
-    batch_size = _check_int(fn, "batch_size", batch_size)
+    batch_size = check.integer(fn, "batch_size", batch_size, low=1)
     loss_fn = _default_loss(y) if loss_fn is None else loss_fn
     was_training = getattr(model, "training", True)
     model.eval()
@@ -170,15 +156,15 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs, batch_size, X_val=None, y_va
 
     fn = "fit"
     _check_data(fn, X, y)
-    epochs = _check_int(fn, "epochs", epochs)
-    batch_size = _check_int(fn, "batch_size", batch_size)
+    epochs = check.integer(fn, "epochs", epochs, low=1)
+    batch_size = check.integer(fn, "batch_size", batch_size, low=1)
     if (X_val is None) != (y_val is None):
         raise ValueError("fit: X_val and y_val must be given together, got "
                          f"X_val={'None' if X_val is None else 'array'}, y_val={'None' if y_val is None else 'array'}")
     has_val = X_val is not None
     if has_val:
         _check_data(fn, X_val, y_val, "X_val", "y_val")
-        B.check_same_backend(fn, X=X, X_val=X_val)
+        check.same_device(fn, X=X, X_val=X_val)
     for name, obj, attrs in (("model", model, ("forward", "backward", "parameters", "train", "eval")),
                              ("loss_fn", loss_fn, ("forward", "backward")),
                              ("optimizer", optimizer, ("step", "zero_grad", "param_groups"))):
@@ -187,8 +173,7 @@ def fit(model, loss_fn, optimizer, X, y, *, epochs, batch_size, X_val=None, y_va
             raise TypeError(f"fit: {name} must have {', '.join(attrs)}; {type(obj).__name__} lacks {missing}")
     if monitor is None:
         monitor = "val_loss" if has_val else "train_loss"
-    if monitor not in _MONITORS:
-        raise ValueError(f"fit: monitor must be one of {_MONITORS}, got {monitor!r}")
+    check.choice(fn, "monitor", monitor, _MONITORS)
     if monitor.startswith("val_") and not has_val and (scheduler is not None or early_stopping is not None):
         raise ValueError(f"fit: monitor={monitor!r} needs X_val and y_val")
     g = B.generator_like(X, generator, fn=fn)

@@ -144,11 +144,17 @@ def test_toy_sets(backend):
     (lambda: data.load_digits(val_size="a"), TypeError, r"load_digits: val_size must be a real number"),
     (lambda: data.load_digits(backend="jax"), ValueError, r"load_digits: backend must be one of"),
     (lambda: data.augment_digits(np.zeros((3, 10))), ValueError, r"augment_digits: images_or_X must have shape \(N, 64\) or \(N, 8, 8\)"),
-    (lambda: data.augment_digits(np.zeros((3, 64)), max_shift=8), ValueError, r"augment_digits: max_shift must be in \[0, 7\]"),
+    (lambda: data.augment_digits(np.zeros((3, 64)), max_shift=8), ValueError, r"augment_digits: max_shift must be an integer in \[0, 7\]"),
     (lambda: data.augment_digits(np.zeros((3, 64)), max_rotation=-5), ValueError, r"augment_digits: max_rotation must be in"),
     (lambda: data.augment_digits(np.zeros((3, 64), dtype=np.int64)), TypeError, r"augment_digits: images_or_X must have a floating"),
     (lambda: data.make_spirals(0), ValueError, r"make_spirals: n_per_class must be an integer >= 1, got 0"),
-    (lambda: data.make_blobs(10, cluster_std=0), ValueError, r"make_blobs: cluster_std must be"),
+    (lambda: data.make_blobs(10, cluster_std=0), ValueError, r"make_blobs: cluster_std must be in \(0, inf\], got 0.0"),
+    # a wrong type is a TypeError (these were ValueErrors before the checks were shared)
+    (lambda: data.make_blobs(10, cluster_std="1"), TypeError, r"make_blobs: cluster_std must be a real number, got str"),
+    (lambda: data.make_spirals(10, noise=None), TypeError, r"make_spirals: noise must be a real number, got NoneType"),
+    (lambda: data.load_digits(std_floor="1"), TypeError, r"load_digits: std_floor must be a real number, got str"),
+    (lambda: data.augment_digits(np.zeros((3, 64)), max_rotation="5"), TypeError, r"augment_digits: max_rotation must be a real"),
+    (lambda: data.make_blobs(10, center_box=(0, "5")), TypeError, r"make_blobs: center_box must be a real number"),
 ])
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):

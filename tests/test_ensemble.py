@@ -102,9 +102,9 @@ def test_sixteen_inputs(rng):
     (lambda W, b, x: E.ensemble_predictions(E.linear_logits(W, b), x, p="a"), TypeError, r"ensemble_predictions: p must be a real"),
     (lambda W, b, x: E.ensemble_predictions(None, x), TypeError, r"ensemble_predictions: logits_fn must be callable"),
     (lambda W, b, x: E.ensemble_predictions(E.linear_logits(W, b), np.zeros((2, 2, 4))), ValueError, r"x must have shape"),
-    (lambda W, b, x: E.ensemble_predictions(E.linear_logits(W, b), np.zeros(17)), ValueError, r"n in \[1, 16\].*got n=17"),
+    (lambda W, b, x: E.ensemble_predictions(E.linear_logits(W, b), np.zeros(17)), ValueError, r"the number of inputs n must be an integer in \[1, 16\], got 17"),
     (lambda W, b, x: E.ensemble_predictions(E.linear_logits(W, b), np.zeros(4, dtype=np.int64)), TypeError, r"ensemble_predictions: x must have a floating"),
-    (lambda W, b, x: E.dropout_masks(20), ValueError, r"dropout_masks: the number of inputs n must be in \[1, 16\]"),
+    (lambda W, b, x: E.dropout_masks(20), ValueError, r"dropout_masks: the number of inputs n must be an integer in \[1, 16\]"),
     (lambda W, b, x: E.weight_scaled(E.linear_logits(W, b), x, p=-0.1), ValueError, r"weight_scaled: p must be in"),
 ])
 def test_bad_input(call, exc, match, rng):

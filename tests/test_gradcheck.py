@@ -109,7 +109,7 @@ def test_gradcheck_module_rejects_random_modules(make, rng):
 
 def test_bad_arguments(make):
     x = make(np.ones(3))
-    with pytest.raises(ValueError, match=r"gradcheck: eps must be a positive number, got 0"):
+    with pytest.raises(ValueError, match=r"gradcheck: eps must be in \(0, inf\], got 0.0"):
         gradcheck(F.relu, x, F.relu_backward, eps=0)
     with pytest.raises(ValueError, match=r"gradcheck: the gradient of input 0 must have its shape \(3,\)"):
         gradcheck(F.relu, x, lambda g, x: g[:2])
@@ -117,5 +117,5 @@ def test_bad_arguments(make):
         gradcheck(F.relu, x, F.relu_backward, wrt=(0, 1))
     with pytest.raises(TypeError, match=r"gradcheck_module: module must be a coursekit.nn.Module"):
         gradcheck_module(F.relu, x)
-    with pytest.raises(ValueError, match=r"numerical_gradient: wrt must index a floating array"):
+    with pytest.raises(ValueError, match=r"numerical_gradient: wrt must be an integer in \[0, 0\], got 1"):
         numerical_gradient(F.relu, x, wrt=1)

@@ -3,11 +3,12 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from coursekit import backend as B
 from coursekit import init
 from coursekit import nn
+
+torch = pytest.importorskip("torch")
 
 SHAPES = [(300, 200), (64, 16, 5), (32, 8, 3, 3), (500, 1)]
 
@@ -112,7 +113,7 @@ def test_bad_input():
         init.calculate_fan_in_and_fan_out((5,))
     with pytest.raises(ValueError, match=r"calculate_gain: nonlinearity must be one of .*, got 'swish'"):
         init.calculate_gain("swish")
-    with pytest.raises(ValueError, match=r"kaiming_normal: mode must be 'fan_in' or 'fan_out', got 'fan_avg'"):
+    with pytest.raises(ValueError, match=r"kaiming_normal: mode must be one of \('fan_in', 'fan_out'\), got 'fan_avg'"):
         init.kaiming_normal((3, 4), mode="fan_avg")
     with pytest.raises(ValueError, match=r"normal: std must be in \[0, inf\], got -1.0"):
         init.normal((3, 4), std=-1.0)

@@ -3,13 +3,14 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from coursekit import backend as B
 from coursekit import nn, optim
 
+from conftest import close
+
+torch = pytest.importorskip("torch")
 STEPS = 120
-TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-4, atol=2e-5)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,27 +72,20 @@ ADAGRAD_CONFIGS = [
 ]
 
 
+CONFIGS = [("SGD", cfg) for cfg in SGD_CONFIGS] + [("Adagrad", cfg) for cfg in ADAGRAD_CONFIGS]
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("cfg", SGD_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
-def test_sgd_matches_torch(cfg, dtype, make):
-    ref = _torch_reference(torch.optim.SGD, cfg, dtype)
-    got = _ours(optim.SGD, cfg, dtype, make)
+@pytest.mark.parametrize("name,cfg", CONFIGS, ids=lambda c: c if isinstance(c, str) else
+                         ",".join(f"{k}={v}" for k, v in c.items()))
+def test_optimizer_matches_torch(name, cfg, dtype, make):
+    ref = _torch_reference(getattr(torch.optim, name), cfg, dtype)
+    got = _ours(getattr(optim, name), cfg, dtype, make)
     for (rw, rb), (gw, gb) in zip(ref, got):
-        np.testing.assert_allclose(gw, rw, **TOL[dtype])
-        np.testing.assert_allclose(gb, rb, **TOL[dtype])
+        close(gw, rw, dtype, factor=10)   # 120 steps: roundoff accumulates along the trajectory
+        close(gb, rb, dtype, factor=10)
     assert gw.dtype == np.dtype(dtype)
     # the run made progress (the test would pass vacuously on a frozen trajectory otherwise)
-    assert np.abs(got[-1][0] - got[0][0]).max() > 1e-2
-
-
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("cfg", ADAGRAD_CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
-def test_adagrad_matches_torch(cfg, dtype, make):
-    ref = _torch_reference(torch.optim.Adagrad, cfg, dtype)
-    got = _ours(optim.Adagrad, cfg, dtype, make)
-    for (rw, rb), (gw, gb) in zip(ref, got):
-        np.testing.assert_allclose(gw, rw, **TOL[dtype])
-        np.testing.assert_allclose(gb, rb, **TOL[dtype])
     assert np.abs(got[-1][0] - got[0][0]).max() > 1e-2
 
 

@@ -100,6 +100,7 @@ def test_nearly_normalized_weights_have_a_nearby_stable_fixed_point():
     (lambda: snn.moments("0", 1.0), TypeError, r"moments: mu must be a real number"),
     (lambda: snn.jacobian(0.0, -1.0), ValueError, r"jacobian: nu"),
     (lambda: snn.iterate(0.0, 1.0, -1), ValueError, r"iterate: n_layers must be an integer >= 0"),
+    (lambda: snn.iterate(0.0, 1.0, 2.5), TypeError, r"iterate: n_layers must be an integer, got float"),
 ])
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
