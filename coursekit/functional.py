@@ -648,15 +648,9 @@ __all__ += ["layer_norm", "layer_norm_backward"]
 
 def _ln_shape(fn, x, normalized_shape, params):
     """``normalized_shape`` as a tuple that ends ``x``'s shape; γ/β must have that shape."""
-    if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
-        normalized_shape = (normalized_shape,)
-    if not isinstance(normalized_shape, (tuple, list)) or any(
-            isinstance(d, bool) or not isinstance(d, numbers.Integral) for d in normalized_shape):
-        raise TypeError(f"{fn}: normalized_shape must be an integer or a tuple of integers, got "
-                        f"{normalized_shape!r}")
-    if not normalized_shape:
+    shape = check.shape(fn, normalized_shape, name="normalized_shape")
+    if not shape:
         raise ValueError(f"{fn}: normalized_shape must not be empty")
-    shape = tuple(int(d) for d in normalized_shape)
     if len(shape) > x.ndim or tuple(x.shape[x.ndim - len(shape):]) != shape:
         raise ValueError(f"{fn}: normalized_shape {shape} must match the last dims of x, got x of shape "
                          f"{tuple(x.shape)}")
@@ -680,9 +674,9 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     not depend on the other examples of its batch (unlike :func:`batch_norm` in training mode).
     """
     fn = "layer_norm"
-    xp = _ns_many(fn, x=x, weight=weight, bias=bias)
+    xp = _xp(fn, x=x, weight=weight, bias=bias)
     _, axes = _ln_shape(fn, x, normalized_shape, dict(weight=weight, bias=bias))
-    eps = _real(fn, "eps", eps, low=0.0, low_open=True)
+    eps = check.real(fn, "eps", eps, low=0.0, low_open=True)
     mu = xp.mean(x, axis=axes, keepdims=True)
     xc = x - mu
     var = xp.mean(xc * xc, axis=axes, keepdims=True)
@@ -703,10 +697,10 @@ def layer_norm_backward(grad_out, x, normalized_shape, weight=None, bias=None, e
     The statistics are recomputed from ``x`` (the forward's input).
     """
     fn = "layer_norm_backward"
-    xp = _ns_many(fn, grad_out=grad_out, x=x, weight=weight, bias=bias)
+    xp = _xp(fn, grad_out=grad_out, x=x, weight=weight, bias=bias)
     shape, axes = _ln_shape(fn, x, normalized_shape, dict(weight=weight, bias=bias))
-    _same_shape(fn, grad_out, "grad_out", x.shape, "x")
-    eps = _real(fn, "eps", eps, low=0.0, low_open=True)
+    check.same_shape(fn, grad_out, "grad_out", x.shape, "x")
+    eps = check.real(fn, "eps", eps, low=0.0, low_open=True)
     mu = xp.mean(x, axis=axes, keepdims=True)
     xc = x - mu
     inv_std = 1.0 / xp.sqrt(xp.mean(xc * xc, axis=axes, keepdims=True) + eps)

@@ -797,15 +797,12 @@ class LayerNorm(Module):
                  device=None, dtype=None):
         super().__init__()
         fn = "LayerNorm"
-        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else normalized_shape
-        if isinstance(normalized_shape, bool) or not isinstance(shape, (tuple, list)):
-            raise TypeError(f"{fn}: normalized_shape must be an integer or a tuple of integers, got "
-                            f"{normalized_shape!r}")
+        shape = check.shape(fn, normalized_shape, name="normalized_shape")
         if not shape:
             raise ValueError(f"{fn}: normalized_shape must not be empty")
-        self.normalized_shape = tuple(_positive_int(fn, "normalized_shape", d) for d in shape)
-        self.eps = F._real(fn, "eps", eps, low=0.0, low_open=True)
-        self.elementwise_affine = bool(elementwise_affine)
+        self.normalized_shape = tuple(check.integer(fn, "normalized_shape", d, low=1) for d in shape)
+        self.eps = check.real(fn, "eps", eps, low=0.0, low_open=True)
+        self.elementwise_affine = check.boolean(fn, "elementwise_affine", elementwise_affine)
         z = zeros(self.normalized_shape, backend=backend, device=device, dtype=dtype)
         self.weight = Parameter(z + 1.0) if self.elementwise_affine else None
         self.bias = Parameter(z + 0.0) if self.elementwise_affine and bias else None

@@ -532,25 +532,20 @@ class EarlyStopping:
 __all__ += ["rmsprop_step", "adam_step", "RMSprop", "Adam"]
 
 
-def _check_bool(fn: str, name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{fn}: {name} must be a bool, got {type(value).__name__}")
-    return value
-
 
 def _check_rmsprop_hyper(fn, lr, alpha, eps, weight_decay, momentum, centered):
-    return dict(lr=_check_real(fn, "lr", lr), alpha=_check_real(fn, "alpha", alpha, high=1.0),
-                eps=_check_real(fn, "eps", eps), weight_decay=_check_real(fn, "weight_decay", weight_decay),
-                momentum=_check_real(fn, "momentum", momentum), centered=_check_bool(fn, "centered", centered))
+    return dict(lr=check.real(fn, "lr", lr, low=0.0), alpha=check.real(fn, "alpha", alpha, high=1.0, low=0.0),
+                eps=check.real(fn, "eps", eps, low=0.0), weight_decay=check.real(fn, "weight_decay", weight_decay, low=0.0),
+                momentum=check.real(fn, "momentum", momentum, low=0.0), centered=check.boolean(fn, "centered", centered))
 
 
 def _check_adam_hyper(fn, lr, betas, eps, weight_decay, amsgrad):
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise TypeError(f"{fn}: betas must be a pair (beta1, beta2), got {type(betas).__name__}")
-    betas = tuple(_check_real(fn, f"betas[{i}]", b, high=1.0, high_open=True) for i, b in enumerate(betas))
-    return dict(lr=_check_real(fn, "lr", lr), betas=betas, eps=_check_real(fn, "eps", eps),
-                weight_decay=_check_real(fn, "weight_decay", weight_decay),
-                amsgrad=_check_bool(fn, "amsgrad", amsgrad))
+    betas = tuple(check.real(fn, f"betas[{i}]", b, high=1.0, high_open=True, low=0.0) for i, b in enumerate(betas))
+    return dict(lr=check.real(fn, "lr", lr, low=0.0), betas=betas, eps=check.real(fn, "eps", eps, low=0.0),
+                weight_decay=check.real(fn, "weight_decay", weight_decay, low=0.0),
+                amsgrad=check.boolean(fn, "amsgrad", amsgrad))
 
 
 def _rmsprop(params, grads, square_avgs, bufs, grad_avgs, lr, alpha, eps, weight_decay, momentum, centered):
@@ -642,7 +637,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, step, max_exp_avg_sq=None, *, lr
     _check_pair(fn, param, grad)
     _check_pair(fn, param, exp_avg, gname="exp_avg")
     _check_pair(fn, param, exp_avg_sq, gname="exp_avg_sq")
-    step = _check_int(fn, "step", step, low=1)
+    step = check.integer(fn, "step", step, low=1)
     h = _check_adam_hyper(fn, lr, betas, eps, weight_decay, amsgrad)
     mx = None
     if h["amsgrad"]:
@@ -754,8 +749,8 @@ def penalty(params, *, weight_decay=0.0, l1=0.0) -> float:
     The optimizers never compute this value (only its gradient); add it to the data loss to see the
     objective that they minimise — e.g. for the sanity check "add regularization, the loss goes up".
     """
-    weight_decay = _check_real("penalty", "weight_decay", weight_decay)
-    l1 = _check_real("penalty", "l1", l1)
+    weight_decay = check.real("penalty", "weight_decay", weight_decay, low=0.0)
+    l1 = check.real("penalty", "l1", l1, low=0.0)
     params = list(params)
     if not params or not all(hasattr(p, "data") and hasattr(p, "grad") for p in params):
         raise TypeError("penalty: params must be a non-empty iterable of parameters (objects with .data and .grad)")
@@ -785,13 +780,13 @@ class SGDL1(SGD):
 
     def __init__(self, params, lr, l1=0.0, momentum=0.0, weight_decay=0.0, nesterov=False, dampening=0.0):
         defaults = _check_sgd_hyper(self._name, lr, momentum, dampening, weight_decay, nesterov)
-        defaults["l1"] = _check_real(self._name, "l1", l1)
+        defaults["l1"] = check.real(self._name, "l1", l1, low=0.0)
         Optimizer.__init__(self, params, defaults)
 
     def _check_group(self, g):
         g.update(_check_sgd_hyper(self._name, g["lr"], g["momentum"], g["dampening"], g["weight_decay"],
                                   g["nesterov"]))
-        g["l1"] = _check_real(self._name, "l1", g["l1"])
+        g["l1"] = check.real(self._name, "l1", g["l1"], low=0.0)
         return g
 
     def step(self) -> None:

@@ -177,9 +177,9 @@ def test_layer_norm_bad_input(make):
         F.layer_norm(x, 4)
     with pytest.raises(ValueError, match=r"layer_norm: normalized_shape \(2, 4, 3\) must match"):
         F.layer_norm(x, (2, 4, 3))
-    with pytest.raises(TypeError, match=r"layer_norm: normalized_shape must be an integer or a tuple of integers"):
+    with pytest.raises(TypeError, match=r"layer_norm: normalized_shape must be a tuple of ints"):
         F.layer_norm(x, 3.0)
-    with pytest.raises(TypeError, match=r"layer_norm: normalized_shape must be an integer or a tuple"):
+    with pytest.raises(TypeError, match=r"layer_norm: normalized_shape must be a tuple of ints"):
         F.layer_norm(x, (3.0,))
     with pytest.raises(ValueError, match=r"layer_norm: normalized_shape must not be empty"):
         F.layer_norm(x, ())
