@@ -25,6 +25,9 @@ BIB_PATH = ROOT / "references.bib"
 _spec = importlib.util.spec_from_file_location("book_toc", ROOT / "tools" / "book_toc.py")
 book_toc = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(book_toc)
+_spec = importlib.util.spec_from_file_location("student_versions", ROOT / "tools" / "student_versions.py")
+student_versions = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(student_versions)
 SKIP_PARTS = {"release", ".ipynb_checkpoints"}
 
 LECTURES = (
@@ -124,8 +127,7 @@ def test_lecture_name_and_title(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_listed_in_toc(path):
-    docname = path.relative_to(ROOT).with_suffix("").as_posix()
-    docname = f"book/{docname}" if docname.startswith("labs/") else docname  # generated lab page
+    docname = student_versions.page_docname(path, ROOT)  # book/<folder>/<name>: generated page (exercises)
     assert docname in book_toc.docnames(_toc()), f"{_id(path)} is not listed in book/_toc.yml (add '- file: {docname}')"
 
 
@@ -139,8 +141,10 @@ def test_toc_order_and_parts():
     toc = _toc()
     assert toc["format"] == "jb-book" and toc["root"] == "book/intro"
     parts = {p["caption"]: [c["file"] for c in p["chapters"]] for p in toc["parts"]}
-    assert parts["Lectures"] == [f"lectures/{s}" for s in LECTURES]
-    assert parts["Labs"] == [f"book/labs/{s}" for s in LABS]
+    page = {p.relative_to(ROOT).with_suffix("").as_posix(): student_versions.page_docname(p, ROOT) for p in NOTEBOOKS}
+    assert parts["Lectures"] == [page[f"lectures/{s}"] for s in LECTURES]
+    assert parts["Labs"] == [page[f"labs/{s}"] for s in LABS]
+    assert all(page[f"labs/{s}"].startswith("book/labs/") for s in LABS), "every lab has exercises"
     names = book_toc.docnames(toc)
     assert len(names) == len(set(names)), f"duplicate toc entries: {names}"
 
