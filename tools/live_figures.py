@@ -58,7 +58,7 @@ def _subsample(n: int, k: int, keep: int) -> list[int]:
         return list(range(n))
     picks = sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if k > 1 else [keep]
     if keep not in picks:
-        picks[min(range(len(picks)), key=lambda j: (abs(picks[j] - keep), picks[j] in (0, n - 1)))] = keep
+        picks[min(range(len(picks)), key=lambda j: (picks[j] in (0, n - 1) and len(picks) > 2, abs(picks[j] - keep)))] = keep
     return sorted(set(picks))
 
 
