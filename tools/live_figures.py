@@ -75,8 +75,13 @@ def grid_counts(sizes: list[int], budget: int = MAX_FRAMES) -> list[int]:
 
 
 def _png(fig) -> str:
+    """The figure as a base64 PNG with a 256-colour palette: line plots look the same at ~1/4 of the bytes."""
+    from PIL import Image    # Pillow: a dependency of matplotlib
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
+    image = Image.open(io.BytesIO(buf.getvalue())).quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", optimize=True)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -126,9 +131,11 @@ def live_html(fn, controls: dict) -> str:
     for (widget, *_), name, (values, labels, default) in zip(grids, names, axes):
         label = html.escape(getattr(widget, "description", "") or name)
         rows.append(
-            f'<label class="ck-live-control">{label} <input type="range" class="ck-live-slider" '
+            f'<label class="ck-live-control" style="display:inline-block;margin-right:1.5em">{label} '
+            f'<input type="range" class="ck-live-slider" style="vertical-align:middle" '
             f'min="0" max="{len(values) - 1}" step="1" value="{default}" data-name="{html.escape(name)}" '
-            f'aria-label="{label}"> <output>{html.escape(labels[default])}</output></label>')
+            f'aria-label="{label}"> <output style="display:inline-block;min-width:3.5em">'
+            f'{html.escape(labels[default])}</output></label>')
     data = json.dumps({"shape": [len(a[0]) for a in axes], "labels": [a[1] for a in axes], "frames": frames})
     title = html.escape(getattr(fn, "__name__", "figure"))
     return (f'<div class="ck-live" data-frames="{len(frames)}">'
