@@ -6,6 +6,11 @@ no blocked request, no JavaScript error, MathJax typeset every formula (no raw `
 lecture pages show at least one figure from the notebook outputs, and each saved widget view is rendered
 exactly once. A full-page screenshot of every page goes to ``_build/screenshots/``.
 
+Live figures (tools/live_figures.py): every ``interact``/``interactive_output`` of a page's notebook is a
+``.ck-live`` block; moving each of its sliders changes the image, offline. Launch links: every Binder, Colab
+and JupyterHub button opens a file committed at HEAD (the student version for pages with exercises, whose
+download button serves that same file).
+
 Without ``_build/html`` the tests skip locally and FAIL when ``CI=true`` (CI builds the book first).
 Chromium is Debian's ``/usr/bin/chromium`` (never ``playwright install``). This file is the only user of
 Playwright: its sync API may be started once per process, so the fixtures live here.

@@ -3,7 +3,10 @@
 Runs without executing anything (nbval executes the notebooks; tests/test_book.py checks the built site).
 Every notebook under lectures/ and labs/ (release directories excluded) must be committed clean (no outputs,
 no execution counts), declare the python3 kernel, fix its seeds, be listed in book/_toc.yml; lectures must
-also contain an ``assert`` in a code cell. The toc must list only files that exist, the lectures in the
+also contain an ``assert`` in a code cell. Every notebook's first code cell is the current setup cell of
+tools/notebook_setup.py (Colab install pinned to the book's release, the backend switch), tested in-process here
+and end to end in tests/test_install.py. A notebook with exercises is listed as its generated page
+``book/<folder>/<name>``. The toc must list only files that exist, the lectures in the
 course's order, and there must be no top-level ``_static/`` (it makes Jupyter Book load every widget script
 twice, see _config.yml).
 """
