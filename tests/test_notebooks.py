@@ -3,7 +3,10 @@
 Runs without executing anything (nbval executes the notebooks; tests/test_book.py checks the built site).
 Every notebook under lectures/ and labs/ (release directories excluded) must be committed clean (no outputs,
 no execution counts), declare the python3 kernel, fix its seeds, be listed in book/_toc.yml; lectures must
-also contain an ``assert`` in a code cell. The toc must list only files that exist, the lectures in the
+also contain an ``assert`` in a code cell. Every notebook's first code cell is the current setup cell of
+tools/notebook_setup.py (Colab install pinned to the book's release, the backend switch), tested in-process here
+and end to end in tests/test_install.py. A notebook with exercises is listed as its generated page
+``book/<folder>/<name>``. The toc must list only files that exist, the lectures in the
 course's order, and there must be no top-level ``_static/`` (it makes Jupyter Book load every widget script
 twice, see _config.yml).
 """
@@ -13,6 +16,7 @@ import ast
 import importlib.util
 import pathlib
 import re
+import sys
 
 import nbformat
 import pytest
@@ -25,6 +29,12 @@ BIB_PATH = ROOT / "references.bib"
 _spec = importlib.util.spec_from_file_location("book_toc", ROOT / "tools" / "book_toc.py")
 book_toc = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(book_toc)
+_spec = importlib.util.spec_from_file_location("notebook_setup", ROOT / "tools" / "notebook_setup.py")
+notebook_setup = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(notebook_setup)
+_spec = importlib.util.spec_from_file_location("student_versions", ROOT / "tools" / "student_versions.py")
+student_versions = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(student_versions)
 SKIP_PARTS = {"release", ".ipynb_checkpoints"}
 
 LECTURES = (
@@ -124,9 +134,78 @@ def test_lecture_name_and_title(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
 def test_listed_in_toc(path):
-    docname = path.relative_to(ROOT).with_suffix("").as_posix()
-    docname = f"book/{docname}" if docname.startswith("labs/") else docname  # generated lab page
+    docname = student_versions.page_docname(path, ROOT)  # book/<folder>/<name>: generated page (exercises)
     assert docname in book_toc.docnames(_toc()), f"{_id(path)} is not listed in book/_toc.yml (add '- file: {docname}')"
+
+
+# ------------------------------------------------------------------------------------------ setup cell
+SETUP = notebook_setup.setup_source(ROOT)
+COURSEKIT = importlib.import_module("coursekit")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_setup_cell_is_first_and_current(path):
+    """Every notebook's first code cell is tools/notebook_setup.py's current cell (Colab install + backend)."""
+    assert notebook_setup.is_current(_read(path), SETUP), (
+        f"{_id(path)}: the setup cell is missing or old: run `python tools/notebook_setup.py`")
+
+
+def test_setup_cell_pin_is_the_books_release():
+    import tomllib
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert f'"coursekit @ git+{url}@v{version}"' in SETUP
+
+
+def _run_setup(monkeypatch, env: dict, pip_calls: list):
+    import subprocess
+    for key in ("COURSEKIT_BACKEND", "COURSEKIT_PIP"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    def fake_pip(cmd, *args, **kwargs):  # records the install and "installs" the coursekit we have
+        pip_calls.append(cmd)
+        sys.modules["coursekit"] = COURSEKIT
+        return 0
+
+    monkeypatch.setattr(subprocess, "check_call", fake_pip)
+    saved = COURSEKIT.get_default_backend()
+    try:
+        exec(compile(SETUP, "setup-cell", "exec"), {})
+        return COURSEKIT.get_default_backend()
+    finally:
+        COURSEKIT.set_default_backend(saved[0], device=saved[1], dtype=saved[2])
+
+
+def test_setup_cell_does_nothing_where_coursekit_imports(monkeypatch):
+    calls = []
+    assert _run_setup(monkeypatch, {}, calls)[:2] == ("numpy", "cpu")
+    assert calls == [], "the setup cell must not call pip (no network) where coursekit imports"
+
+
+def test_setup_cell_installs_the_pinned_release_when_missing(monkeypatch):
+    calls = []
+    monkeypatch.setitem(sys.modules, "coursekit", None)   # `import coursekit` raises ImportError
+    _run_setup(monkeypatch, {}, calls)
+    assert len(calls) == 1 and calls[0][-1] == f"coursekit @ {notebook_setup.release_pin(ROOT)}"
+    calls.clear()
+    monkeypatch.setitem(sys.modules, "coursekit", None)
+    _run_setup(monkeypatch, {"COURSEKIT_PIP": "/tmp/coursekit-0.1.0-py3-none-any.whl"}, calls)
+    assert calls[0][-1] == "/tmp/coursekit-0.1.0-py3-none-any.whl"
+
+
+def test_setup_cell_backend_switch(monkeypatch):
+    from coursekit import backend as B
+    calls = []
+    assert _run_setup(monkeypatch, {"COURSEKIT_BACKEND": "numpy"}, calls)[:2] == ("numpy", "cpu")
+    if B.torch_available():
+        assert _run_setup(monkeypatch, {"COURSEKIT_BACKEND": "torch"}, calls)[:2] == ("torch", "cpu")
+        expected = ("torch", "cuda") if B.cuda_available() else ("numpy", "cpu")   # no GPU: stay on NumPy
+        assert _run_setup(monkeypatch, {"COURSEKIT_BACKEND": "cuda"}, calls)[:2] == expected
+    with pytest.raises(ValueError, match="BACKEND must be one of"):
+        _run_setup(monkeypatch, {"COURSEKIT_BACKEND": "gpu"}, calls)
+    assert calls == []
 
 
 # ------------------------------------------------------------------------------------------ the book
@@ -139,8 +218,10 @@ def test_toc_order_and_parts():
     toc = _toc()
     assert toc["format"] == "jb-book" and toc["root"] == "book/intro"
     parts = {p["caption"]: [c["file"] for c in p["chapters"]] for p in toc["parts"]}
-    assert parts["Lectures"] == [f"lectures/{s}" for s in LECTURES]
-    assert parts["Labs"] == [f"book/labs/{s}" for s in LABS]
+    page = {p.relative_to(ROOT).with_suffix("").as_posix(): student_versions.page_docname(p, ROOT) for p in NOTEBOOKS}
+    assert parts["Lectures"] == [page[f"lectures/{s}"] for s in LECTURES]
+    assert parts["Labs"] == [page[f"labs/{s}"] for s in LABS]
+    assert all(page[f"labs/{s}"].startswith("book/labs/") for s in LABS), "every lab has exercises"
     names = book_toc.docnames(toc)
     assert len(names) == len(set(names)), f"duplicate toc entries: {names}"
 

@@ -1,12 +1,20 @@
 """release(): the student notebook has no solutions, hidden cells or outputs, and keeps tags, ids, checks."""
+import importlib.util
 import json
+import pathlib
 import re
 
 import nbformat
 import pytest
 
 from coursekit.labs import spec
-from coursekit.labs.release import BEGIN, END, release, strip_solutions
+from coursekit.labs.release import (BEGIN, END, has_exercises, release, strip_solutions, student_cells,
+                                    student_path)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("student_versions", ROOT / "tools" / "student_versions.py")
+student_versions = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(student_versions)
 
 LABS = spec.all_labs()
 
@@ -154,3 +162,65 @@ def test_release_toy_notebook(tmp_path):
     assert [c["cell_type"] for c in data["cells"]] == ["markdown", "code"]
     assert data["cells"][1]["outputs"] == [] and "secret" not in out.read_text()
     assert data["cells"][1]["id"] == ex.id
+
+
+# ------------------------------------------------------------------ committed student versions
+def test_committed_student_versions_are_current():
+    """student/<folder>/<name>.ipynb is exactly what `coursekit release` writes today (else: make student)."""
+    problems = student_versions.stale(ROOT)
+    assert not problems, "run `make student` (tools/student_versions.py): " + "; ".join(problems)
+
+
+def test_every_lab_has_a_committed_student_version():
+    labs = [p for p in student_versions.with_exercises(ROOT) if p.parent.name == "labs"]
+    assert len(labs) == len(LABS)
+    for src in labs:
+        assert student_path(src, ROOT) == ROOT / "student" / "labs" / src.name
+        assert student_path(src, ROOT).is_file()
+
+
+def test_stale_student_version_is_detected(tmp_path):
+    """The up-to-date check can fail: a changed solution, a missing and an orphaned student file."""
+    (tmp_path / "labs").mkdir()
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "_toc.yml").write_text("parts:\n  - chapters:\n      - file: book/labs/toy\n")
+    ex = nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION")
+    ex.metadata["tags"] = ["exercise"]
+    nbformat.write(nbformat.v4.new_notebook(cells=[ex]), tmp_path / "labs" / "toy.ipynb")
+    assert student_versions.stale(tmp_path) == ["student/labs/toy.ipynb is out of date with labs/toy.ipynb"]
+    student_versions.write(tmp_path)
+    assert student_versions.stale(tmp_path) == []
+    nb = nbformat.read(tmp_path / "labs" / "toy.ipynb", as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace("return x", "return 2 * x")
+    nbformat.write(nb, tmp_path / "labs" / "toy.ipynb")
+    assert student_versions.stale(tmp_path) == []          # solution text changed: student file unchanged
+    nb.cells.append(nbformat.v4.new_markdown_cell("New text."))
+    nbformat.write(nb, tmp_path / "labs" / "toy.ipynb")
+    assert len(student_versions.stale(tmp_path)) == 1
+    (tmp_path / "student" / "labs" / "old.ipynb").write_text("{}")
+    assert any("old.ipynb has no solution" in p for p in student_versions.stale(tmp_path))
+    # the toc names the page of a notebook with exercises book/labs/...; without exercises labs/...
+    nb.cells = [nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(nb, tmp_path / "labs" / "toy.ipynb")
+    assert not has_exercises(nb)
+    student_versions.write(tmp_path)
+    assert "- file: labs/toy" in (tmp_path / "book" / "_toc.yml").read_text()
+    assert not (tmp_path / "student" / "labs" / "toy.ipynb").exists()
+    assert student_versions.stale(tmp_path) == []
+
+
+def test_student_cells_book_page_keeps_figures_only():
+    """The book page (keep_outputs=True) keeps figure outputs, drops exercise and check outputs."""
+    fig = nbformat.v4.new_code_cell("plot()")
+    fig.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBO"})]
+    ex = nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION")
+    ex.metadata["tags"] = ["exercise"]
+    ex.outputs = [nbformat.v4.new_output("stream", text="solution output")]
+    chk = nbformat.v4.new_code_cell('check("toy.f", f);')
+    chk.outputs = [nbformat.v4.new_output("stream", text="passed")]
+    nb = nbformat.v4.new_notebook(cells=[fig, ex, chk])
+    page = student_cells(nbformat.from_dict(nb), name="toy", keep_outputs=True)
+    assert [len(c.outputs) for c in page] == [1, 0, 0]
+    student = student_cells(nbformat.from_dict(nb), name="toy")
+    assert [len(c.outputs) for c in student] == [0, 0, 0]
+    assert "return x" not in page[1].source and "raise NotImplementedError" in page[1].source

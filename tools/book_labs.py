@@ -1,17 +1,19 @@
 #!/usr/bin/env python
-"""Make the book's lab pages: the STUDENT notebook, carrying the figures of an executed solution.
+"""Make the book page of a notebook with exercises (a lab, or a lecture with exercises): the executed
+SOLUTION notebook, then stripped to the student version, figures kept.
 
-The published book must not show lab solutions, yet a lab page without its figures and sliders
-would be a poor page. So, for each solution notebook ``labs/labNN_*.ipynb``:
+The published book must not show solutions, yet a page without its figures and sliders would be a poor
+page. So, for each solution notebook ``labs/labNN_*.ipynb`` or ``lectures/NN_*.ipynb`` with exercises:
 
 1. execute it (nbclient, widget state stored, as MyST-NB would);
-2. apply the release transformation (:func:`coursekit.labs.release.strip_solutions`, cells tagged
-   ``solution-only``/``hidden`` dropped);
-3. drop the outputs of the exercise cells and of the self-check cells (a "passed" under
-   ``raise NotImplementedError`` would mislead), keep every other output (figures, widgets);
-4. write ``book/labs/<name>.ipynb`` with ``mystnb.execution_mode: off`` so the book does not run
-   it again (it would raise ``NotImplementedError``). Its download button serves this file:
-   exactly the student version.
+2. :func:`coursekit.labs.release.student_cells` with ``keep_outputs=True``: the same cell processing as
+   ``coursekit release`` (hidden cells dropped, solution blocks replaced), keeping every output except
+   those of the exercise and self-check cells;
+3. write ``book/<folder>/<name>.ipynb`` with ``mystnb.execution_mode: off`` so the book does not run it
+   again (it would raise ``NotImplementedError``).
+
+The page's launch and download buttons point at the committed student version
+``student/<folder>/<name>.ipynb`` (book/_ext/student_links.py), not at this generated file.
 
     python tools/book_labs.py labs/lab01_activations.ipynb [...] --out book/labs
 
@@ -21,35 +23,20 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import re
 import sys
 
 import nbformat
 from nbclient import NotebookClient
 
 from coursekit._io import atomic_path
-from coursekit.labs.release import EXERCISE_TAG, HIDDEN_TAGS, strip_solutions
-
-_CHECK_CALL = re.compile(r"^\s*(?:\w+\s*=\s*)?check\(", re.M)
+from coursekit.labs.release import student_cells
 
 
 def book_page(src: pathlib.Path, *, timeout: int = 300) -> nbformat.NotebookNode:
     nb = nbformat.read(src, as_version=4)
     NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
                    resources={"metadata": {"path": str(src.parent)}}).execute()
-    cells = []
-    for k, cell in enumerate(nb.cells):
-        tags = cell.get("metadata", {}).get("tags", [])
-        if any(t in HIDDEN_TAGS for t in tags):
-            continue
-        if cell.cell_type == "code":
-            cell.source, _ = strip_solutions(cell.source, where=f"cell {k} of {src.name}")
-            if EXERCISE_TAG in tags or _CHECK_CALL.search(cell.source):
-                cell.outputs = []
-            cell.execution_count = None
-            cell.metadata.pop("execution", None)
-        cells.append(cell)
-    nb.cells = cells
+    nb.cells = student_cells(nb, name=src.name, keep_outputs=True)
     nb.metadata["mystnb"] = {"execution_mode": "off"}
     nbformat.validate(nb)
     return nb
@@ -60,7 +47,6 @@ def main(argv=None) -> int:
     ap.add_argument("notebooks", nargs="+", type=pathlib.Path)
     ap.add_argument("--out", type=pathlib.Path, required=True)
     args = ap.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
     for src in args.notebooks:
         nb = book_page(src)
         with atomic_path(args.out / src.name) as tmp, open(tmp, "w", encoding="utf-8") as f:

@@ -1,4 +1,4 @@
-"""Turn a lab's solution notebook into the student notebook.
+"""Turn a solution notebook (a lab, or a lecture with exercises) into the student notebook.
 
 ``release(notebook_path, out_dir) -> path`` writes ``out_dir/<same file name>`` where
 
@@ -25,7 +25,8 @@ import nbformat
 
 from .._io import atomic_path
 
-__all__ = ["release", "strip_solutions", "BEGIN", "END", "HIDDEN_TAGS", "EXERCISE_TAG"]
+__all__ = ["release", "strip_solutions", "student_cells", "has_exercises", "student_path",
+           "BEGIN", "END", "HIDDEN_TAGS", "EXERCISE_TAG", "STUDENT_DIR"]
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -33,6 +34,8 @@ HIDDEN_TAGS = ("solution-only", "hidden")
 EXERCISE_TAG = "exercise"
 _MARKER = re.compile(r"^(?P<indent>[ \t]*)### (?P<kind>BEGIN|END) SOLUTION\s*$")
 _DROP_CELL_METADATA = ("execution", "collapsed", "scrolled", "jupyter", "ExecuteTime")
+_CHECK_CALL = re.compile(r"^\s*(?:\w+\s*=\s*)?check\(", re.M)  # a self-check cell
+STUDENT_DIR = "student"  # committed student versions: student/labs/..., student/lectures/...
 
 
 def strip_solutions(source: str, *, where: str = "cell") -> tuple[str, int]:
@@ -87,6 +90,48 @@ def _validate(nb, path: Path) -> None:
             raise ValueError(f"release: cell 'q:{q.id}' in {path.name} does not define {q.function}()")
 
 
+def has_exercises(nb) -> bool:
+    """True when solution notebook ``nb`` has a student version: it names a lab
+    (``metadata.coursekit.lab``) or a code cell holds a solution block."""
+    return ("lab" in nb.metadata.get("coursekit", {})
+            or any(cell.cell_type == "code" and BEGIN in cell.source for cell in nb.cells))
+
+
+def student_path(notebook_path: str | os.PathLike, root: str | os.PathLike) -> Path:
+    """Where the committed student version of ``root/<folder>/<name>.ipynb`` lives:
+    ``root/student/<folder>/<name>.ipynb`` (the book's launch and download buttons point there)."""
+    src, root = Path(notebook_path).resolve(), Path(root).resolve()
+    return root / STUDENT_DIR / src.relative_to(root)
+
+
+def student_cells(nb, *, name: str, keep_outputs: bool = False) -> list:
+    """The cells of the student version of the solution notebook ``nb`` (named ``name`` in errors).
+
+    Cells tagged ``solution-only``/``hidden`` are dropped and every solution block is replaced
+    (:func:`strip_solutions`). With ``keep_outputs=False`` (the student notebook) every output and
+    execution count goes; with ``keep_outputs=True`` (a book page made from the executed solution)
+    figures and widgets stay, but the outputs of exercise cells and of ``check(...)`` cells are
+    dropped: a "passed" under ``raise NotImplementedError`` would mislead. The cells are modified in place.
+    """
+    cells = []
+    for k, cell in enumerate(nb.cells):
+        tags = _tags(cell)
+        if any(t in HIDDEN_TAGS for t in tags):
+            continue
+        where = f"cell {k} ({cell.get('id')}) of {name}"
+        if cell.cell_type == "code":
+            cell.source, blocks = strip_solutions(cell.source, where=where)
+            if EXERCISE_TAG in tags and blocks == 0:
+                raise ValueError(f"release: exercise {where} has no {BEGIN!r} block")
+            if not keep_outputs or EXERCISE_TAG in tags or _CHECK_CALL.search(cell.source):
+                cell.outputs = []
+            cell.execution_count = None
+        for key in _DROP_CELL_METADATA:
+            cell.metadata.pop(key, None)
+        cells.append(cell)
+    return cells
+
+
 def release(notebook_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Write the student version of the solution notebook ``notebook_path`` into ``out_dir``.
 
@@ -96,21 +141,7 @@ def release(notebook_path: str | os.PathLike, out_dir: str | os.PathLike) -> Pat
     if not src.is_file():
         raise ValueError(f"release: notebook_path must be an existing .ipynb file, got {str(notebook_path)!r}")
     nb = nbformat.read(src, as_version=4)
-    cells = []
-    for k, cell in enumerate(nb.cells):
-        if any(t in HIDDEN_TAGS for t in _tags(cell)):
-            continue
-        where = f"cell {k} ({cell.get('id')}) of {src.name}"
-        if cell.cell_type == "code":
-            cell.source, blocks = strip_solutions(cell.source, where=where)
-            if EXERCISE_TAG in _tags(cell) and blocks == 0:
-                raise ValueError(f"release: exercise {where} has no {BEGIN!r} block")
-            cell.outputs = []
-            cell.execution_count = None
-        for key in _DROP_CELL_METADATA:
-            cell.metadata.pop(key, None)
-        cells.append(cell)
-    nb.cells = cells
+    nb.cells = student_cells(nb, name=src.name)
     nb.metadata.pop("widgets", None)
     nb.metadata.pop("execution", None)
     _validate(nb, src)
