@@ -40,7 +40,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SITE = pathlib.Path(sysconfig.get_paths()["purelib"])
-LECTURE = ROOT / "lectures" / "01_recipe.ipynb"          # widgets, figures, asserts; NumPy only
+LECTURE = ROOT / "lectures" / "11_selu.ipynb"            # a widget, figures, asserts, exercises; NumPy only
 LAB = "lab01_activations.ipynb"
 DRIVER = """
 import sys, nbformat

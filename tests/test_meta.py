@@ -90,6 +90,8 @@ OPS = {
     "batch_norm_3d": lambda: F.batch_norm(t(8, 3, 2), None, None, training=True),
     "batch_norm_backward": lambda: F.batch_norm_backward(t(8, 3), _bn(True).cache),
     "batch_norm_backward_eval": lambda: F.batch_norm_backward(t(8, 3), _bn(False).cache),
+    "layer_norm": lambda: F.layer_norm(t(4, 5), 5, t(5), t(5)),
+    "layer_norm_backward": lambda: F.layer_norm_backward(t(4, 5), t(4, 5), 5, t(5), t(5)),
 }
 
 
@@ -134,6 +136,7 @@ def _modules():
         "BatchNorm1d_cumulative": (nn.BatchNorm1d(5, momentum=None, **cpu), (4, 5)),
         "BatchNorm1d_3d": (nn.BatchNorm1d(5, **cpu), (4, 5, 2)),
         "BatchNorm1d_eval": (nn.BatchNorm1d(5, **cpu).eval(), (4, 5)),
+        "LayerNorm": (nn.LayerNorm(5, **cpu), (4, 5)),
         "Highway": (nn.Highway(5, **cpu), (4, 5)),
         "Residual": (nn.Residual(nn.Sequential(nn.Linear(5, 5, **cpu), nn.Tanh())), (4, 5)),
         "Sequential": (nn.Sequential(nn.Linear(5, 8, **cpu), nn.ReLU(), nn.Linear(8, 3, **cpu)), (4, 5)),
@@ -166,6 +169,9 @@ OPTIMIZERS = {
     "SGD_momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-4),
     "SGD_nesterov": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
     "Adagrad": lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01, weight_decay=1e-4),
+    "RMSprop": lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.9, centered=True, weight_decay=1e-4),
+    "Adam": lambda ps: optim.Adam(ps, lr=0.01, weight_decay=1e-4, amsgrad=True),
+    "SGDL1": lambda ps: optim.SGDL1(ps, lr=0.1, momentum=0.9, l1=1e-3),
 }
 
 
@@ -192,6 +198,9 @@ def test_pure_step_functions_on_meta():
     _all_on_meta(optim.sgd_step(p, g, t(3, 2), lr=0.1, momentum=0.9))
     _all_on_meta(optim.momentum_step(p, g, t(3, 2), lr=0.1, momentum=0.9))
     _all_on_meta(optim.adagrad_step(p, g, t(3, 2), 2, lr=0.1))
+    _all_on_meta(optim.rmsprop_step(p, g, t(3, 2), lr=0.01))
+    _all_on_meta(optim.adam_step(p, g, t(3, 2), t(3, 2), 3, lr=0.01))
+    _all_on_meta(optim.l1_subgradient(p))
 
 
 @pytest.mark.skipif(not B.cuda_available(), reason="no CUDA device")
