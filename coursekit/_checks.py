@@ -245,9 +245,3 @@ def same_shape(fn: str, a, a_name: str, shape, what: str) -> None:
     """``ValueError`` unless ``a.shape == shape`` (``what`` names where ``shape`` comes from)."""
     if tuple(a.shape) != tuple(shape):
         raise ValueError(f"{fn}: {a_name} must have the shape of {what} {tuple(shape)}, got {tuple(a.shape)}")
-
-
-def grad(fn: str, grad_out, shape, what: str = "the forward output") -> None:
-    """``grad_out``: a floating array shaped like the forward output ``shape``."""
-    floating(fn, "grad_out", grad_out)
-    same_shape(fn, grad_out, "grad_out", shape, what)

@@ -35,6 +35,16 @@ _pool: list = [None, 0]   # [ThreadPoolExecutor, its size]
 _pool_lock = threading.Lock()
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child has none of the parent's threads: start a new pool there when needed."""
+    global _pool_lock
+    _pool[0], _pool[1] = None, 0
+    _pool_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def threads() -> int:
     n = config["threads"]
     if n is None:

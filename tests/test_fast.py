@@ -121,3 +121,20 @@ def test_torch_kernels_equal_the_formulas():
     for dim in (0, 1, -1):
         np.testing.assert_allclose(B.to_numpy(F.softmax(x, dim)), F.softmax(x_np, dim), rtol=1e-12)
         np.testing.assert_allclose(B.to_numpy(F.log_softmax(x, dim)), F.log_softmax(x_np, dim), rtol=1e-12)
+
+
+def test_threads_work_again_in_a_forked_child(monkeypatch):
+    """The pool is per process: a child forked after the parent used it makes its own (no hang)."""
+    import multiprocessing
+    monkeypatch.setitem(_fast.config, "threads", 2)
+    x = _data(np.float32)
+    F.selu(x)                                    # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_selu_sum, (x,)).get(timeout=60)
+    assert got == pytest.approx(float(F.selu(x).sum(dtype=np.float64)), rel=1e-6)
+
+
+def _selu_sum(x):
+    _fast.config["threads"] = 2
+    return float(F.selu(x).sum(dtype=np.float64))
