@@ -4,7 +4,8 @@ A local HTTP server serves ``_build/html`` on 127.0.0.1; every request to any ot
 recorded, so a page that needs a CDN (MathJax, require.js, the widget manager, fonts) fails. On each page:
 no blocked request, no JavaScript error, MathJax typeset every formula (no raw ``$$``, no ``mjx-merror``),
 lecture pages show at least one figure from the notebook outputs, and each saved widget view is rendered
-exactly once. A full-page screenshot of every page goes to ``_build/screenshots/``.
+exactly once. A screenshot of every page goes to ``_build/screenshots/`` (the first screen; the whole
+page with ``BOOK_FULL_SCREENSHOTS=1``, which costs a few seconds per page).
 
 Live figures (tools/live_figures.py): every ``interact``/``interactive_output`` of a page's notebook is a
 ``.ck-live`` block; moving each of its sliders changes the image, offline. Launch links: every Binder, Colab
@@ -91,6 +92,9 @@ def browser(base_url):
         b.close()
 
 
+FULL_SHOTS = os.environ.get("BOOK_FULL_SCREENSHOTS") == "1"
+
+
 def _open_offline(browser, url):
     """Open ``url`` with every non-local request aborted; returns (page, blocked, errors)."""
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -160,7 +164,7 @@ def test_page_offline(base_url, browser, docname):
                 f"embed-amd.js loaded {n_managers} times (top-level _static/?)")
 
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{docname.replace('/', '__')}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{docname.replace('/', '__')}.png"), full_page=FULL_SHOTS)
         assert blocked == [], f"requests that needed the network: {blocked}"
         assert errors == [], f"JavaScript/HTTP errors: {errors}"
     finally:
