@@ -315,18 +315,19 @@ class Generator:
         return (u < keep).to(self._dt(dtype))
 
     def permutation(self, n: int):
-        """A random permutation of ``range(n)`` as a NumPy int array (for shuffling batches)."""
+        """A random permutation of ``range(n)`` as a NumPy int array (for shuffling batches). On torch it
+        is drawn on the generator's device (a CUDA generator cannot draw on the CPU), then copied."""
         if self.backend == "numpy":
             return self._g.permutation(n)
         import torch
-        return torch.randperm(n, generator=self._g, device="cpu").numpy()
+        return torch.randperm(n, generator=self._g, device=self.device).cpu().numpy()
 
     def integers(self, low: int, high: int, shape=()):
         """Integers in [low, high) as a NumPy int64 array."""
         if self.backend == "numpy":
             return self._g.integers(low, high, size=tuple(shape))
         import torch
-        return torch.randint(low, high, tuple(shape), generator=self._g, device="cpu").numpy()
+        return torch.randint(low, high, tuple(shape), generator=self._g, device=self.device).cpu().numpy()
 
 
 _GENERATORS: dict[tuple[str, str], Generator] = {}
