@@ -497,7 +497,8 @@ def dropout(x, p=0.5, training=True, generator=None, *, return_mask=False):
     if not check.boolean(fn, "training", training) or p == 0.0:
         return (x, None) if return_mask else x
     mask = generator_like(x, generator, fn=fn).keep_mask(x.shape, 1.0 - p, dtype=dtype_name(x))
-    y = x * mask * (1.0 / (1.0 - p))
+    y = x * mask                    # m ∈ {0, 1}: the dropped units are zero
+    y *= 1.0 / (1.0 - p)            # y is a new array: scaling it in place saves a pass over memory
     return (y, mask) if return_mask else y
 
 
@@ -509,7 +510,9 @@ def dropout_backward(grad_out, mask, p=0.5):
     if mask is None:
         return grad_out
     check.same_shape(fn, grad_out, "grad_out", mask.shape, "mask")
-    return grad_out * mask * (1.0 / (1.0 - p))
+    g = grad_out * mask
+    g *= 1.0 / (1.0 - p)            # g is a new array (see dropout)
+    return g
 
 
 # --------------------------------------------------------------------------------------------
