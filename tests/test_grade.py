@@ -514,13 +514,7 @@ def test_bundle_for_a_course_lab(tmp_path):
 def test_run_autograder_on_fake_layout(tmp_path, monkeypatch, answers, score):
     if not HAVE_BWRAP and not os.environ.get("CI"):
         pytest.skip("bubblewrap is not installed")
-    FX.write_notebook(tmp_path / "lab.ipynb", FX.notebook())
-    gradescope.bundle(tmp_path / "lab.ipynb", tmp_path / "ag.zip", lab_spec=FIXTURE_SPEC)
-    root = tmp_path / "autograder"
-    with zipfile.ZipFile(tmp_path / "ag.zip") as z:
-        z.extractall(root / "source")
-    (root / "submission").mkdir()
-    FX.write_notebook(root / "submission" / "hw.ipynb", FX.notebook(answers))
+    root = FX.autograder_layout(tmp_path, {"hw.ipynb": FX.notebook(answers)})
     (root / "submission" / "notes.txt").write_text("extra file")
     monkeypatch.setenv("COURSEKIT_AUTOGRADER_ROOT", str(root))
     assert gradescope.main([]) == 0

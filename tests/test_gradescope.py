@@ -84,20 +84,8 @@ def test_bundle_refuses_a_notebook_that_names_no_lab(tmp_path):
     assert not (tmp_path / "ag.zip").exists()
 
 
-def _layout(tmp_path, files: dict) -> Path:
-    FX.write_notebook(tmp_path / "lab.ipynb", FX.notebook())
-    gradescope.bundle(tmp_path / "lab.ipynb", tmp_path / "ag.zip", lab_spec=FIXTURE_SPEC)
-    root = tmp_path / "autograder"
-    with zipfile.ZipFile(tmp_path / "ag.zip") as z:
-        z.extractall(root / "source")
-    (root / "submission").mkdir()
-    for name, nb in files.items():
-        FX.write_notebook(root / "submission" / name, nb)
-    return root
-
-
 def test_run_autograder_without_a_file(tmp_path):
-    root = _layout(tmp_path, {})
+    root = FX.autograder_layout(tmp_path, {})
     os.symlink(tmp_path / "lab.ipynb", root / "submission" / "link.ipynb")     # a link is not a submission
     res = json.loads(gradescope.run_autograder(root).read_text())
     assert res["score"] == 0 and res["output_format"] == "text" and "No file was submitted" in res["output"]
@@ -105,7 +93,7 @@ def test_run_autograder_without_a_file(tmp_path):
 
 @pytest.mark.parametrize("rc, words", [(3, "could not start its sandbox"), (1, "failed on this submission")])
 def test_run_autograder_when_the_grader_cannot_run(tmp_path, monkeypatch, rc, words):
-    root = _layout(tmp_path, {"hw.ipynb": FX.notebook()})
+    root = FX.autograder_layout(tmp_path, {"hw.ipynb": FX.notebook()})
     calls = []
 
     def fake_run(argv, **kw):
@@ -124,7 +112,7 @@ def test_run_autograder_when_the_grader_cannot_run(tmp_path, monkeypatch, rc, wo
 def test_run_autograder_prefers_the_lab_notebook_and_writes_plain_text(tmp_path):
     other = FX.notebook()
     other["metadata"]["coursekit"]["lab"] = "lab01"
-    root = _layout(tmp_path, {"a_other.ipynb": other, "b <i>lab.ipynb": FX.notebook()})
+    root = FX.autograder_layout(tmp_path, {"a_other.ipynb": other, "b <i>lab.ipynb": FX.notebook()})
     res = json.loads(gradescope.run_autograder(root).read_text())
     assert res["score"] == FX.LAB.points and len(res["tests"]) == 6
     assert res["output"].startswith("Graded b <i>lab.ipynb (of 2 notebooks submitted).\n")

@@ -138,3 +138,25 @@ def count_jobs(mp, sandbox) -> list:
         return real(self, job, **kw)
     mp.setattr(sandbox.Sandbox, "run", counting)
     return runs
+
+
+SPEC = f"{__file__}:LAB"
+"""``--lab-spec`` for this fixture lab (it is not a course lab)."""
+
+
+def autograder_layout(tmp_path, files: dict):
+    """Gradescope's ``/autograder`` layout under ``tmp_path``: the fixture lab's bundle unpacked in
+    ``source/`` and ``files`` (name -> notebook) in ``submission/``. Returns the root."""
+    import zipfile
+
+    from coursekit.grade import gradescope
+
+    write_notebook(tmp_path / "lab.ipynb", notebook())
+    gradescope.bundle(tmp_path / "lab.ipynb", tmp_path / "ag.zip", lab_spec=SPEC)
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(tmp_path / "ag.zip") as z:
+        z.extractall(root / "source")
+    (root / "submission").mkdir()
+    for name, nb in files.items():
+        write_notebook(root / "submission" / name, nb)
+    return root
